@@ -1,0 +1,126 @@
+"""Shared by the benchmarks: start a real cluster, summarise timings, read RSS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BACEDGE = [sys.executable, "-m", "edge.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def describe(values_s: list[float]) -> str:
+    ms = [v * 1000 for v in values_s]
+    return (f"p50 {percentile(ms, 50):7.2f} ms  p99 {percentile(ms, 99):7.2f} ms  "
+            f"mean {statistics.fmean(ms):7.2f} ms  n={len(ms)}")
+
+
+def rss_mb(pid: int) -> float:
+    """RSS of a process and its children (nats-server is the orchestrator's child)."""
+    proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+@dataclass
+class BenchCluster:
+    root: Path
+    api_port: int = field(default_factory=free_port)
+    nats_port: int = field(default_factory=free_port)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
+        env["BACEDGE_LOG_LEVEL"] = "warning"
+        log = (self.root / f"proc{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen([*BACEDGE, *args], stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True, cwd=ROOT)
+        self.procs.append(proc)
+        return proc
+
+    def start(self, computes: int, engines: str) -> None:
+        common = ["--api-port", str(self.api_port), "--nats-port", str(self.nats_port),
+                  "--engines", engines]
+        if computes == 1:
+            self._spawn("serve", "--orchestrator", "--compute", "--data-dir",
+                        str(self.root / "single"), *common)
+        else:
+            self._spawn("serve", "--orchestrator", "--data-dir", str(self.root / "orch"), *common)
+        self.wait(lambda: httpx.get(f"{self.api}/api/v1/agent/alive").status_code == 200)
+        for i in range(computes if computes > 1 else 0):
+            self._spawn("serve", "--compute", "--data-dir", str(self.root / f"c{i}"),
+                        "--orchestrators", f"nats://127.0.0.1:{self.nats_port}",
+                        "--engines", engines, "--name", f"c{i}")
+
+        def connected() -> bool:
+            nodes = httpx.get(f"{self.api}/api/v1/orchestrator/nodes").json()["Nodes"]
+            return sum(n["ConnectionState"]["Status"] == "CONNECTED" for n in nodes) >= computes
+
+        self.wait(connected)
+
+    @staticmethod
+    def wait(check: object, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():  # type: ignore[operator]
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("cluster did not come up")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def cluster(computes: int, engines: str = "wasm,noop") -> Iterator[BenchCluster]:
+    with tempfile.TemporaryDirectory(prefix="bacedge-bench-") as tmp:
+        c = BenchCluster(Path(tmp))
+        try:
+            c.start(computes, engines)
+            yield c
+        finally:
+            c.stop()

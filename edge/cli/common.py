@@ -1,0 +1,236 @@
+"""Options and behaviour every API command shares: where the API is, output format, errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from pydantic import ValidationError
+
+from edge.cli.output import OUTPUT_FORMATS, dump
+from edge.client import DEFAULT_API, ApiClient, ApiError, ClientError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_ENV = "BACEDGE_API"
+API_KEY_ENV = "BACEDGE_API_KEY"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line (plus any field problems the server listed) a user sees for a failure."""
+    if isinstance(exc, ApiError):
+        message = exc.message or f"HTTP {exc.status}"
+        if exc.status == 401:
+            message += " (set --api-key or BACEDGE_API_KEY)"
+        elif exc.status == 403:
+            message += " (the API key lacks the permission for this)"
+        lines = [message, *(f"  {d}" for d in exc.details if d not in message)]
+        return "\n".join(lines)
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"invalid data{' at ' + where if where else ''}: {first.get('msg')}"
+    return str(exc) or exc.__class__.__name__
+
+
+def handle_errors(func: F) -> F:
+    """Turns client and data errors into `Error: ...` on stderr and exit code 1, no traceback.
+
+    Tracebacks stay for bugs: only errors a user can cause (server unreachable, refused
+    request, unreadable spec) are converted.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ClientError, ValidationError) as exc:
+            raise click.ClickException(describe_error(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _client_from(
+    api: str,
+    api_key: str | None,
+    api_user: str | None,
+    cacert: str | None,
+    insecure: bool,
+) -> ApiClient:
+    username = password = None
+    if api_user:
+        username, _, password = api_user.partition(":")
+    verify: bool | str = False if insecure else (cacert or True)
+    return ApiClient(api, api_key=api_key, username=username, password=password, verify=verify)
+
+
+def api_options(func: F) -> F:
+    """Adds --api, --api-key, --api-user, --cacert, --insecure and passes `client`."""
+
+    @click.option(
+        "--api",
+        envvar=API_ENV,
+        default=DEFAULT_API,
+        show_default=True,
+        show_envvar=True,
+        metavar="URL",
+        help="Orchestrator API address.",
+    )
+    @click.option(
+        "--api-key",
+        envvar=API_KEY_ENV,
+        show_envvar=True,
+        metavar="KEY",
+        help="API key, sent as a Bearer token.",
+    )
+    @click.option(
+        "--api-user",
+        envvar="BACEDGE_API_USER",
+        show_envvar=True,
+        metavar="USER:PASSWORD",
+        help="Basic-auth credentials instead of an API key.",
+    )
+    @click.option(
+        "--cacert",
+        envvar="BACEDGE_API_CACERT",
+        show_envvar=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="CA bundle to verify an https:// orchestrator.",
+    )
+    @click.option(
+        "--insecure",
+        envvar="BACEDGE_API_INSECURE",
+        is_flag=True,
+        help="Do not verify the orchestrator's TLS certificate.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        api: str,
+        api_key: str | None,
+        api_user: str | None,
+        cacert: str | None,
+        insecure: bool,
+        **kwargs: Any,
+    ) -> Any:
+        with _client_from(api, api_key, api_user, cacert, insecure) as client:
+            return func(*args, client=client, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def output_option(func: F) -> F:
+    """Adds `--output table|json|yaml` (table by default) and passes `output`."""
+    return click.option(
+        "--output",
+        type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(func)
+
+
+def wide_option(func: F) -> F:
+    return click.option("--wide", is_flag=True, help="Show full IDs and untruncated columns.")(func)
+
+
+def echo_data(value: Any, fmt: str) -> None:
+    """JSON/YAML of models or plain data on stdout."""
+    click.echo(dump(value, fmt.lower()))
+
+
+# --------------------------------------------------------------------------- Go-style booleans
+
+
+class BacedgeCommand(click.Command):
+    """Accepts `--flag=false` / `--flag=true` for boolean flags, as Bacalhau's Go flags do.
+
+    A flag stays a flag (`--wait spec.yaml` does not eat the file name); only the `=value`
+    spelling is rewritten, and nothing after `--` is touched (task arguments).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        flags: dict[str, tuple[str, str | None]] = {}
+        for param in self.params:
+            if isinstance(param, click.Option) and param.is_flag and param.is_bool_flag:
+                off = param.secondary_opts[0] if param.secondary_opts else None
+                for opt in param.opts:
+                    flags[opt] = (opt, off)
+        rewritten: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                rewritten.extend(args[i:])
+                break
+            name, eq, value = arg.partition("=")
+            if eq and name in flags:
+                on, off = flags[name]
+                try:
+                    truth = click.BOOL.convert(value, None, ctx)
+                except click.BadParameter:
+                    raise click.BadParameter(
+                        f"{value!r} is not a boolean (use true or false)", ctx, param_hint=name
+                    ) from None
+                if truth:
+                    rewritten.append(on)
+                elif off is not None:
+                    rewritten.append(off)
+                continue  # `--flag=false` with no `--no-flag`: false is the default
+            rewritten.append(arg)
+        return super().parse_args(ctx, rewritten)
+
+
+class BacedgeGroup(click.Group):
+    """A group whose commands and subgroups accept Go-style booleans."""
+
+    command_class = BacedgeCommand
+
+
+BacedgeGroup.group_class = BacedgeGroup
+
+
+# --------------------------------------------------------------------------- spec files
+
+
+def read_spec(path: str) -> dict[str, Any]:
+    """A job spec from a YAML or JSON file (`-` for stdin), with a one-line error if not.
+
+    Only parsing happens here; what the spec means is checked by the server (or by
+    `job validate`).
+    """
+    where = "stdin" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise click.ClickException(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise click.ClickException(f"{where}: is a directory, not a job spec file") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{where}: not a text file (expected YAML or JSON)") from None
+    except OSError as exc:
+        raise click.ClickException(f"{where}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)  # YAML 1.1 is a superset of JSON for job specs
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise click.ClickException(f"{where}: invalid YAML/JSON{at}: {problem}") from None
+    if data is None:
+        raise click.ClickException(f"{where}: empty file, expected a job spec")
+    if not isinstance(data, Mapping):
+        raise click.ClickException(
+            f"{where}: expected a job spec (a mapping with Name, Type, Tasks...), "
+            f"found a {type(data).__name__}"
+        )
+    return dict(data)

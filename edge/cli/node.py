@@ -1,0 +1,122 @@
+"""`bacedge node ...`: see the fleet and decide which nodes may join it."""
+
+from __future__ import annotations
+
+import click
+
+from edge.cli.common import (
+    BacedgeGroup,
+    api_options,
+    echo_data,
+    handle_errors,
+    output_option,
+    wide_option,
+)
+from edge.cli.output import colour_enabled, describe_node, nodes_table
+from edge.client import ApiClient
+
+
+@click.group(cls=BacedgeGroup)
+def node() -> None:
+    """List, inspect, approve and reject compute nodes."""
+
+
+@node.command("list")
+@handle_errors
+@api_options
+@output_option
+@wide_option
+@click.option(
+    "--filter-approval",
+    type=click.Choice(["PENDING", "APPROVED", "REJECTED"], case_sensitive=False),
+    help="Only nodes with this approval.",
+)
+@click.option(
+    "--filter-status",
+    type=click.Choice(["CONNECTED", "DISCONNECTED"], case_sensitive=False),
+    help="Only nodes with this connection status.",
+)
+@click.option("--labels", help="Label selector, e.g. 'arch=arm64,gpu!=none'.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many nodes.")
+@click.option("--order-by", help="id, type, available_cpu, available_memory, ...")
+@click.option("--order-reversed", "--reverse", "reverse", is_flag=True, help="Reverse the order.")
+def list_nodes(
+    client: ApiClient,
+    output: str,
+    wide: bool,
+    filter_approval: str | None,
+    filter_status: str | None,
+    labels: str | None,
+    limit: int | None,
+    order_by: str | None,
+    reverse: bool,
+) -> None:
+    """List the nodes the orchestrator knows."""
+    nodes, _ = client.list_nodes(
+        limit=limit,
+        order_by=order_by,
+        reverse=reverse,
+        labels=labels,
+        filter_approval=filter_approval.upper() if filter_approval else None,
+        filter_status=filter_status.upper() if filter_status else None,
+    )
+    if output != "table":
+        echo_data(nodes, output)
+        return
+    click.echo(nodes_table(nodes, colour_enabled(), wide))
+
+
+@node.command("describe")
+@handle_errors
+@api_options
+@output_option
+@click.argument("node_id", metavar="ID")
+def describe(client: ApiClient, output: str, node_id: str) -> None:
+    """Show a node: approval, connection, capacity, GPUs, engines."""
+    state = client.get_node(node_id)
+    if output != "table":
+        echo_data(state, output)
+        return
+    click.echo(describe_node(state, colour_enabled()))
+
+
+def _action(client: ApiClient, node_id: str, action: str, message: str | None, done: str) -> None:
+    answer = client.node_action(node_id, action, message)
+    success = answer.get("Success", True)
+    if not success:
+        reason = answer.get("Error") or "the orchestrator refused"
+        raise click.ClickException(f"cannot {action} node {node_id}: {reason}")
+    click.echo(f"Node {node_id} {done}")
+
+
+_MESSAGE = click.option("--message", "-m", help="Why; recorded with the decision.")
+
+
+@node.command("approve")
+@handle_errors
+@api_options
+@_MESSAGE
+@click.argument("node_id", metavar="ID")
+def approve(client: ApiClient, message: str | None, node_id: str) -> None:
+    """Let a node join the fleet and receive work."""
+    _action(client, node_id, "approve", message, "approved")
+
+
+@node.command("reject")
+@handle_errors
+@api_options
+@_MESSAGE
+@click.argument("node_id", metavar="ID")
+def reject(client: ApiClient, message: str | None, node_id: str) -> None:
+    """Refuse a node; it gets no work."""
+    _action(client, node_id, "reject", message, "rejected")
+
+
+@node.command("delete")
+@handle_errors
+@api_options
+@_MESSAGE
+@click.argument("node_id", metavar="ID")
+def delete(client: ApiClient, message: str | None, node_id: str) -> None:
+    """Forget a node (it must rejoin and be approved again)."""
+    _action(client, node_id, "delete", message, "deleted")

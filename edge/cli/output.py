@@ -1,0 +1,552 @@
+"""Rendering for the CLI: tables like Bacalhau's, describe blocks, JSON/YAML, ages, colours.
+
+Everything here returns strings and takes the clock and the colour decision as arguments,
+so it is tested without a terminal and without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import IO, Any
+
+import click
+import yaml
+from pydantic import BaseModel
+
+from edge.models import (
+    ComputeStateType,
+    Execution,
+    Job,
+    JobHistory,
+    NodeInfo,
+    NodeState,
+    Resources,
+    format_bytes,
+    short_id,
+)
+
+OUTPUT_FORMATS = ("table", "json", "yaml")
+
+_STATE_COLOURS: dict[str, str] = {
+    "completed": "green",
+    "approved": "green",
+    "connected": "green",
+    "healthy": "green",
+    "ok": "green",
+    "running": "blue",
+    "publishing": "cyan",
+    "bidaccepted": "cyan",
+    "askforbidaccepted": "cyan",
+    "failed": "red",
+    "rejected": "red",
+    "disconnected": "red",
+    "stopped": "yellow",
+    "cancelled": "yellow",
+    "bidrejected": "yellow",
+    "askforbidrejected": "yellow",
+    "pending": "yellow",
+    "queued": "magenta",
+}
+_ID_RE = re.compile(r"^[a-z]-[0-9a-f]{8}-[0-9a-f-]+$")
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def colour_enabled(err: bool = False, stream: IO[str] | None = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    target = stream or (sys.stderr if err else sys.stdout)
+    try:
+        return bool(target.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def state_colour(label: str) -> str | None:
+    return _STATE_COLOURS.get(label.replace(" ", "").lower())
+
+
+def paint(text: str, colour: str | None, enabled: bool, bold: bool = False) -> str:
+    if not enabled or (colour is None and not bold):
+        return text
+    return click.style(text, fg=colour, bold=bold)
+
+
+def paint_state(label: str, enabled: bool) -> str:
+    return paint(label, state_colour(label), enabled)
+
+
+# --------------------------------------------------------------------------- ids and time
+
+
+def display_id(value: str) -> str:
+    """Short form for generated IDs (`j-1a2b3c4d`); names such as node hostnames stay whole."""
+    return short_id(value) if _ID_RE.match(value) else value
+
+
+def human_duration(seconds: float) -> str:
+    """`0.4s`, `12.3s`, `3m 4s`, `2h 3m`, `3d 4h`: precise when short, coarse when long."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+
+
+def age(ns: int, now_ns: int | None = None) -> str:
+    """How long ago a unix-nanosecond time was: `5s ago`, `3m ago`, a date past a week."""
+    if ns <= 0:
+        return ""
+    now = time.time_ns() if now_ns is None else now_ns
+    seconds = (now - ns) / 1e9
+    if seconds < 0:
+        seconds = 0
+    if seconds < 60:
+        return f"{int(seconds)}s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h ago"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)}d ago"
+    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d")
+
+
+def format_ns(ns: int) -> str:
+    """A unix-nanosecond time in local time, to the second."""
+    if ns <= 0:
+        return ""
+    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """RFC 3339 as Go writes it (`Z`, nanoseconds), which 3.10's fromisoformat refuses."""
+    if not text:
+        return None
+    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    match = re.match(r"^(.*?T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", value)
+    if match:
+        digits = (match.group(2) or "")[1:7]  # 3.10 takes exactly 6 digits, Go sends 0-9
+        fraction = f".{digits.ljust(6, '0')}" if digits else ""
+        value = f"{match.group(1)}{fraction}{match.group(3)}"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def format_rfc3339(text: str) -> str:
+    parsed = parse_rfc3339(text)
+    return parsed.astimezone().strftime("%Y-%m-%d %H:%M:%S") if parsed else text
+
+
+def rfc3339_ns(text: str) -> int:
+    parsed = parse_rfc3339(text)
+    return int(parsed.timestamp() * 1e9) if parsed else 0
+
+
+# --------------------------------------------------------------------------- generic renderers
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell with an optional colour; widths are measured on the plain text."""
+
+    text: str
+    colour: str | None = None
+
+
+def _cell_text(cell: str | Cell) -> str:
+    return cell.text if isinstance(cell, Cell) else cell
+
+
+def render_table(
+    headers: Sequence[str], rows: Iterable[Sequence[str | Cell]], colour: bool = False
+) -> str:
+    """Columns padded to the widest cell, two spaces apart, no borders (like Bacalhau's)."""
+    body = [list(row) for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(_cell_text(cell)))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in body:
+        parts = []
+        for i, cell in enumerate(row):
+            text = _cell_text(cell)
+            padded = text.ljust(widths[i]) if i < len(row) - 1 else text
+            if isinstance(cell, Cell) and cell.colour and colour:
+                padded = click.style(text, fg=cell.colour) + padded[len(text) :]
+            parts.append(padded)
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def render_fields(pairs: Sequence[tuple[str, str]]) -> str:
+    """`Key   = value` lines aligned on `=`, the way Bacalhau's describe prints them."""
+    shown = [(k, v) for k, v in pairs if v not in ("", None)]
+    if not shown:
+        return ""
+    width = max(len(k) for k, _ in shown)
+    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in shown)
+
+
+def to_data(value: Any) -> Any:
+    """Models to their wire dicts (recursively), so JSON/YAML show Bacalhau's field names."""
+    if isinstance(value, BaseModel):
+        wire = getattr(value, "wire", None)
+        return wire() if callable(wire) else value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): to_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_data(v) for v in value]
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (task output) as `|` blocks instead of escaped one-liners."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump(value: Any, fmt: str) -> str:
+    """JSON or YAML text of models, lists of models or plain data."""
+    data = to_data(value)
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False)
+    if fmt == "yaml":
+        return yaml.dump(
+            data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+        ).rstrip("\n")
+    raise ValueError(f"unknown output format {fmt!r}")
+
+
+def labels_text(labels: Mapping[str, str], limit: int | None = None) -> str:
+    text = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    if limit is not None and len(text) > limit:
+        return text[: max(0, limit - 1)] + "…"
+    return text
+
+
+def _truncate(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "…"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _exec_state_label(value: str | int) -> str:
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        try:
+            return ComputeStateType(int(value)).label
+        except ValueError:
+            return str(value)
+    return str(value)
+
+
+def jobs_table(
+    jobs: Sequence[Job], colour: bool = False, wide: bool = False, now_ns: int | None = None
+) -> str:
+    rows = [
+        [
+            age(job.CreateTime, now_ns),
+            job.ID if wide else display_id(job.ID),
+            _truncate(job.Name, None if wide else 40),
+            job.Type.value,
+            Cell(job.State.StateType.value, state_colour(job.State.StateType.value)),
+        ]
+        for job in jobs
+    ]
+    return render_table(["CREATED", "ID", "JOB", "TYPE", "STATE"], rows, colour)
+
+
+def executions_table(
+    executions: Sequence[Execution],
+    colour: bool = False,
+    wide: bool = False,
+    now_ns: int | None = None,
+) -> str:
+    def ident(value: str) -> str:
+        return value if wide else display_id(value)
+
+    rows: list[list[str | Cell]] = []
+    for ex in executions:
+        compute = ex.ComputeState.StateType.label
+        desired = ex.DesiredState.StateType.label
+        rows.append(
+            [
+                age(ex.CreateTime, now_ns),
+                age(ex.ModifyTime, now_ns),
+                ident(ex.ID),
+                ident(ex.NodeID),
+                str(ex.Revision),
+                Cell(compute, state_colour(compute)),
+                desired,
+            ]
+        )
+    headers = ["CREATED", "MODIFIED", "ID", "NODE ID", "REV.", "COMPUTE STATE", "DESIRED STATE"]
+    return render_table(headers, rows, colour)
+
+
+def _history_state(item: JobHistory) -> str:
+    change = item.JobState if item.JobState is not None else item.ExecutionState
+    if change is None:
+        return ""
+    previous = _exec_state_label(change.Previous) if change.Previous != "" else ""
+    new = _exec_state_label(change.New) if change.New != "" else ""
+    if previous and new and previous != new:
+        return f"{previous} → {new}"
+    return new or previous
+
+
+def history_table(items: Sequence[JobHistory], colour: bool = False, wide: bool = False) -> str:
+    rows: list[list[str | Cell]] = []
+    for item in items:
+        state = _history_state(item)
+        new_state = state.rsplit("→", 1)[-1].strip()
+        rows.append(
+            [
+                format_rfc3339(item.Time),
+                "Execution" if item.Type.value == "ExecutionLevel" else "Job",
+                str(item.NewRevision) if item.NewRevision else "",
+                (item.ExecutionID if wide else display_id(item.ExecutionID)),
+                Cell(state, state_colour(new_state)),
+                item.Event.Topic,
+                _truncate(item.Event.Message or item.Comment, None if wide else 80),
+            ]
+        )
+    headers = ["TIME", "LEVEL", "REV.", "EXEC. ID", "STATE", "TOPIC", "EVENT"]
+    return render_table(headers, rows, colour)
+
+
+def _capacity(available: Resources, total: Resources) -> tuple[str, str, str, str]:
+    """`available / max` per resource, as Bacalhau's node list shows them."""
+    if not (total.CPU or total.Memory or total.Disk or total.GPU):
+        return "", "", "", ""
+    return (
+        f"{available.CPU:.1f} / {total.CPU:.1f}",
+        f"{format_bytes(available.Memory)} / {format_bytes(total.Memory)}",
+        f"{format_bytes(available.Disk)} / {format_bytes(total.Disk)}",
+        f"{available.GPU} / {total.GPU}",
+    )
+
+
+def nodes_table(nodes: Sequence[NodeState], colour: bool = False, wide: bool = False) -> str:
+    rows: list[list[str | Cell]] = []
+    for node in nodes:
+        info = node.Info.ComputeNodeInfo
+        cpu, memory, disk, gpu = _capacity(info.AvailableCapacity, info.MaxCapacity)
+        approval = node.Membership.value
+        status = node.ConnectionState.Status.value
+        rows.append(
+            [
+                node.Info.NodeID if wide else display_id(node.Info.NodeID),
+                node.Info.NodeType,
+                Cell(approval, state_colour(approval)),
+                Cell(status, state_colour(status)),
+                labels_text(node.Info.Labels, None if wide else 50),
+                cpu,
+                memory,
+                disk,
+                gpu,
+            ]
+        )
+    headers = ["ID", "TYPE", "APPROVAL", "STATUS", "LABELS", "CPU", "MEMORY", "DISK", "GPU"]
+    return render_table(headers, rows, colour)
+
+
+# --------------------------------------------------------------------------- describe
+
+
+def _section(title: str, body: str, colour: bool) -> str:
+    return f"{paint(title, None, colour, bold=True)}\n{body}" if body else ""
+
+
+def _indent(text: str, prefix: str = "  ") -> str:
+    return "\n".join(prefix + line if line else line for line in text.splitlines())
+
+
+def _engine_summary(job: Job) -> list[tuple[str, str]]:
+    if not job.Tasks:
+        return []
+    task = job.task
+    engine = task.Engine
+    target = engine.param("Image") or engine.param("EntryModule") or ""
+    if isinstance(target, Mapping):  # legacy wasm form with a module object
+        target = target.get("Target") or target.get("Alias") or "module"
+    params = engine.param("Parameters") or []
+    inputs = ", ".join(f"{src.Source.Type}:{src.Target or src.Alias}" for src in task.InputSources)
+    results = ", ".join(f"{r.Name}:{r.Path}" for r in task.ResultPaths)
+    res = task.Resources
+    resources = ", ".join(
+        f"{name} {value}"
+        for name, value in (
+            ("CPU", res.CPU),
+            ("Memory", res.Memory),
+            ("Disk", res.Disk),
+            ("GPU", res.GPU),
+        )
+        if value
+    )
+    return [
+        ("Engine", f"{engine.Type} {target}".strip()),
+        ("Parameters", " ".join(str(p) for p in params) if isinstance(params, list) else ""),
+        ("Publisher", task.Publisher.Type),
+        ("Inputs", inputs),
+        ("Results", results),
+        ("Resources", resources),
+        (
+            "Timeout",
+            f"{task.Timeouts.ExecutionTimeout}s" if task.Timeouts.ExecutionTimeout else "",
+        ),
+    ]
+
+
+def _execution_outputs(executions: Sequence[Execution], colour: bool) -> list[str]:
+    blocks = []
+    for ex in executions:
+        out = ex.RunOutput
+        if out is None:
+            continue
+        tag = f" ({display_id(ex.ID)}, exit code {out.ExitCode})"
+        if out.Stdout:
+            more = "\n[output truncated]" if out.StdoutTruncated else ""
+            blocks.append(_section("Standard Output" + tag, out.Stdout.rstrip("\n") + more, colour))
+        if out.Stderr:
+            more = "\n[output truncated]" if out.StderrTruncated else ""
+            blocks.append(_section("Standard Error" + tag, out.Stderr.rstrip("\n") + more, colour))
+        if out.ErrorMsg:
+            blocks.append(_section("Error" + tag, out.ErrorMsg, colour))
+    return blocks
+
+
+def describe_job(
+    job: Job,
+    history: Sequence[JobHistory] | None = None,
+    executions: Sequence[Execution] | None = None,
+    colour: bool = False,
+    now_ns: int | None = None,
+) -> str:
+    """The readable summary `job describe` prints: fields, task, history, executions, output."""
+    state = job.State.StateType.value
+    fields = [
+        ("ID", job.ID),
+        ("Name", job.Name),
+        ("Namespace", job.Namespace),
+        ("Type", job.Type.value),
+        ("State", paint_state(state, colour)),
+        ("Message", job.State.Message),
+        ("Count", str(job.Count)),
+        ("Priority", str(job.Priority) if job.Priority else ""),
+        ("Labels", labels_text(job.Labels)),
+        (
+            "Created",
+            f"{format_ns(job.CreateTime)} ({age(job.CreateTime, now_ns)})"
+            if job.CreateTime
+            else "",
+        ),
+        (
+            "Modified",
+            f"{format_ns(job.ModifyTime)} ({age(job.ModifyTime, now_ns)})"
+            if job.ModifyTime
+            else "",
+        ),
+        ("Version", str(job.Version)),
+        *_engine_summary(job),
+    ]
+    blocks = [render_fields(fields)]
+    if executions:
+        counts = Counter(ex.ComputeState.StateType.label for ex in executions)
+        summary = render_fields([(k, str(v)) for k, v in sorted(counts.items())])
+        blocks.append(_section("Summary", _indent(summary), colour))
+    if history:
+        blocks.append(_section("Job History", history_table(history, colour), colour))
+    if executions:
+        blocks.append(
+            _section("Executions", executions_table(executions, colour, now_ns=now_ns), colour)
+        )
+        blocks.extend(_execution_outputs(executions, colour))
+    return "\n\n".join(b for b in blocks if b)
+
+
+def describe_node_info(info: NodeInfo) -> list[tuple[str, str]]:
+    """Identity and capabilities, shared by `node describe` and `agent node`."""
+    compute = info.ComputeNodeInfo
+    inv = compute.Inventory
+    version = info.BacalhauVersion
+    return [
+        ("ID", info.NodeID),
+        ("Type", info.NodeType),
+        ("Labels", labels_text(info.Labels)),
+        ("Version", version.get("GitVersion") or version.get("Version") or ""),
+        ("Engines", ", ".join(compute.ExecutionEngines)),
+        ("Publishers", ", ".join(compute.Publishers)),
+        ("Storage", ", ".join(compute.StorageSources)),
+        ("Hostname", inv.Hostname),
+        ("OS", " ".join(p for p in (inv.OS, inv.Arch) if p)),
+        ("CPU Model", f"{inv.CPUModel} ({inv.CPUCount} cores)" if inv.CPUModel else ""),
+        ("Running", str(compute.RunningExecutions) if compute.MaxCapacity.CPU else ""),
+        ("Queued", str(compute.EnqueuedExecutions) if compute.MaxCapacity.CPU else ""),
+    ]
+
+
+def describe_node(node: NodeState, colour: bool = False) -> str:
+    """What `node describe` prints: identity, approval, connection, capacity and GPUs."""
+    info = node.Info
+    compute = info.ComputeNodeInfo
+    conn = node.ConnectionState
+    pairs = describe_node_info(info)
+    pairs[2:2] = [
+        ("Approval", paint_state(node.Membership.value, colour)),
+        ("Status", paint_state(conn.Status.value, colour)),
+        ("Last Heartbeat", format_rfc3339(conn.LastHeartbeat)),
+        ("Connected Since", format_rfc3339(conn.ConnectedSince) if node.connected else ""),
+        (
+            "Disconnected Since",
+            format_rfc3339(conn.DisconnectedSince) if not node.connected else "",
+        ),
+        ("Last Error", conn.LastError),
+    ]
+    blocks = [render_fields(pairs)]
+    cpu, memory, disk, gpu = _capacity(compute.AvailableCapacity, compute.MaxCapacity)
+    if cpu:
+        capacity = render_fields([("CPU", cpu), ("Memory", memory), ("Disk", disk), ("GPU", gpu)])
+        blocks.append(_section("Capacity (available / max)", _indent(capacity), colour))
+    gpus = compute.MaxCapacity.GPUs or compute.AvailableCapacity.GPUs
+    if gpus:
+        lines = []
+        for g in gpus:
+            memory_text = format_bytes(g.Memory) if g.Memory else "unknown memory"
+            used = f", {format_bytes(g.MemoryUsed)} used" if g.MemoryUsed else ""
+            util = f", {g.Utilization}% busy" if g.Utilization else ""
+            lines.append(f"{g.Index}: {g.Vendor} {g.Name} ({memory_text}{used}{util})")
+        blocks.append(_section("GPUs", _indent("\n".join(lines)), colour))
+    return "\n\n".join(b for b in blocks if b)
+
+
+def render_mapping(data: Mapping[str, Any]) -> str:
+    """A flat-ish mapping (agent version/config) as YAML: readable and faithful."""
+    return dump(dict(data), "yaml") if data else ""

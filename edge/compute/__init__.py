@@ -1,0 +1,1 @@
+"""The compute node: inventory, ledger, bidding and running executions."""

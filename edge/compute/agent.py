@@ -1,0 +1,464 @@
+"""The compute node agent: NATS wiring, bidding, heartbeats, and the update outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from edge import __version__
+from edge.config import Config
+from edge.executors import build_executors
+from edge.executors.base import Executor
+from edge.models import (
+    ComputeNodeInfo,
+    ComputeState,
+    ComputeStateType,
+    Execution,
+    NodeInfo,
+    Resources,
+    now_ns,
+    parse_bytes,
+    parse_cpu,
+)
+from edge.storage import build_input_providers
+from edge.storage.base import InputProvider, StoragePolicy
+from edge.transport import subjects
+from edge.transport.client import connect_forever
+from edge.transport.messages import (
+    CancelReply,
+    CancelRequest,
+    ExecutionUpdate,
+    HandshakeReply,
+    Heartbeat,
+    LogFrame,
+    LogReply,
+    LogRequest,
+    OfferBatch,
+    OfferReply,
+    OfferResult,
+    UpdateAck,
+    UpdateBatch,
+    decode,
+    encode,
+)
+
+from . import inventory
+from .bidder import PUBLISHERS, refusal
+from .ledger import Ledger
+from .logs import ExecutionLog, send_lines
+from .runner import Outcome, run_execution
+
+log = logging.getLogger("bacedge.compute")
+
+
+def stable_node_id(data_dir: Path) -> str:
+    """The node's ID, created once and kept in its data dir across restarts."""
+    path = data_dir / "node_id"
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    node_id = f"n-{uuid.uuid4()}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(node_id + "\n")
+    tmp.replace(path)
+    return node_id
+
+
+class ComputeNode:
+    def __init__(
+        self, config: Config, servers: list[str], token: str | None = None, nc: Client | None = None
+    ) -> None:
+        self.config = config
+        self.cfg = config.compute
+        self.servers = servers
+        self.token = token
+        self.root = config.data_dir / "compute"
+        self.node_id = stable_node_id(self.root)
+        self.ledger = Ledger(self.root / "ledger.db")
+        self.executors: dict[str, Executor] = {}
+        self.providers: dict[str, InputProvider] = {}
+        self.policy = StoragePolicy(
+            allowed_local_paths=[Path(p) for p in self.cfg.allowed_local_paths]
+        )
+        self.capacity = Resources()
+        self.info = NodeInfo()
+        self.nc = nc
+        self._own_nc = nc is None
+        self.connected = asyncio.Event()
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.active: dict[str, Execution] = {}
+        self.logs: dict[str, ExecutionLog] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._unsent: dict[int, ExecutionUpdate] = {}
+        self._flush = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._slots: asyncio.Semaphore | None = None
+        self._beat = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ----------------------------------------------------------
+    async def start(self) -> None:
+        await self.ledger.open()
+        self.executors = build_executors(self.cfg.engines)
+        self.providers = build_input_providers()
+        total, machine = await asyncio.to_thread(inventory.machine, self.root)
+        self.capacity = self._capacity(total)
+        slots = self.cfg.max_concurrent or max(4, int(total.CPU) * 2)
+        self._slots = asyncio.Semaphore(slots)
+        self.info = NodeInfo(
+            NodeID=self.node_id,
+            NodeType="Compute",
+            Labels={**self._default_labels(machine.Arch), **self.config.node.labels},
+            ComputeNodeInfo=ComputeNodeInfo(
+                ExecutionEngines=sorted(self.executors),
+                Publishers=[p for p in PUBLISHERS if p],
+                StorageSources=sorted({p.types[0] for p in self.providers.values()}),
+                MaxCapacity=self.capacity,
+                AvailableCapacity=self.capacity,
+                QueueCapacity=Resources(),
+                MaxJobRequirements=self.capacity,
+                Inventory=machine,
+            ),
+            BacalhauVersion={"GitVersion": f"v{__version__}", "Product": "bacedge"},
+        )
+        await self._recover()
+        self._tasks = [
+            asyncio.create_task(self._connection(), name="compute-connect"),
+            asyncio.create_task(self._heartbeats(), name="compute-heartbeat"),
+            asyncio.create_task(self._flusher(), name="compute-outbox"),
+        ]
+
+    def _default_labels(self, arch: str) -> dict[str, str]:
+        labels = {"Architecture": arch, "Operating-System": "linux"}
+        if self.config.node.name:
+            labels["name"] = self.config.node.name
+        return labels
+
+    def _capacity(self, total: Resources) -> Resources:
+        cpu = parse_cpu(self.cfg.cpu) if self.cfg.cpu else total.CPU
+        memory = parse_bytes(self.cfg.memory, "memory") if self.cfg.memory else total.Memory
+        disk = parse_bytes(self.cfg.disk, "disk") if self.cfg.disk else total.Disk
+        cpu = max(0.0, cpu - parse_cpu(self.cfg.reserve_cpu))
+        memory = max(0, memory - parse_bytes(self.cfg.reserve_memory, "memory"))
+        return Resources(CPU=cpu, Memory=memory, Disk=disk, GPU=total.GPU, GPUs=total.GPUs)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self.running.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self.running.values(), return_exceptions=True)
+        await self._drain_outbox_once()
+        if self.nc is not None and self._own_nc:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        for executor in self.executors.values():
+            with contextlib.suppress(Exception):
+                await executor.close()
+        await self.ledger.close()
+
+    async def _recover(self) -> None:
+        """Executions cut short by a crash or restart are failed, never left running."""
+        stale = await self.ledger.unfinished()
+        for execution in stale:
+            await self._report(
+                execution,
+                Outcome(
+                    ComputeStateType.FAILED,
+                    "compute node restarted while the execution was running",
+                ),
+            )
+        for update in await self.ledger.outbox(limit=100_000):
+            self._unsent[update.Sequence] = update
+        if stale:
+            log.warning("failed executions interrupted by a restart", extra={"count": len(stale)})
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Fire-and-forget work that must not be garbage-collected half-way."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- NATS ---------------------------------------------------------------
+    async def _connection(self) -> None:
+        if self.nc is None:
+            self.nc = await connect_forever(
+                self.servers,
+                f"bacedge-compute-{self.node_id}",
+                self.token,
+                on_reconnect=self._on_reconnect,
+                on_disconnect=self._on_disconnect,
+            )
+        nc = self.nc
+        await nc.subscribe(subjects.offer(self.node_id), cb=self._on_offer)
+        await nc.subscribe(subjects.cancel(self.node_id), cb=self._on_cancel)
+        await nc.subscribe(subjects.logs(self.node_id), cb=self._on_logs)
+        await self._handshake_until_accepted()
+
+    async def _on_reconnect(self) -> None:
+        self._spawn(self._handshake_until_accepted())
+
+    async def _on_disconnect(self) -> None:
+        self.connected.clear()
+
+    async def _handshake_until_accepted(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._handshake()
+                return
+            except (NatsTimeout, NoRespondersError, asyncio.TimeoutError, ConnectionError) as exc:
+                log.info(
+                    "orchestrator not answering the handshake; retrying",
+                    extra={"error": type(exc).__name__},
+                )
+            except Exception as exc:  # a closed or reconnecting client raises several types
+                log.info("handshake failed; retrying", extra={"error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _handshake(self) -> None:
+        assert self.nc is not None
+        self.info.ComputeNodeInfo.AvailableCapacity = self._available()
+        msg = await self.nc.request(subjects.HANDSHAKE, encode(self.info), timeout=5)
+        reply = decode(HandshakeReply, msg.data)
+        if not reply.Accepted:
+            log.error("orchestrator refused this node", extra={"reason": reply.Reason})
+            raise ConnectionError(reply.Reason)
+        # Anything we run that the orchestrator no longer expects was failed over.
+        expected = set(reply.ActiveExecutions)
+        for execution_id in list(self.running):
+            if execution_id not in expected:
+                self._cancel(
+                    execution_id,
+                    "the orchestrator closed this execution while the node was unreachable",
+                )
+        self.connected.set()
+        self._flush.set()
+        log.info(
+            "connected to orchestrator",
+            extra={"node_id": self.node_id, "membership": reply.Membership.value},
+        )
+
+    def _available(self) -> Resources:
+        used = Resources()
+        for execution in self.active.values():
+            if execution.Job is not None:
+                used = used.add(execution.Job.task.Resources.parse())
+        return self.capacity.sub(used)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_interval)
+            if self.nc is None or not self.connected.is_set():
+                continue
+            self._beat += 1
+            running = sum(1 for t in self.running.values() if not t.done())
+            beat = Heartbeat(
+                NodeID=self.node_id,
+                Sequence=self._beat,
+                AvailableCapacity=self._available(),
+                RunningExecutions=running,
+                EnqueuedExecutions=max(0, len(self.active) - running),
+            )
+            try:
+                msg = await self.nc.request(subjects.HEARTBEAT, encode(beat), timeout=5)
+                if b'"Known": false' in msg.data:
+                    await self._handshake()
+            except Exception as exc:
+                log.debug("heartbeat not answered", extra={"error": str(exc)})
+
+    # -- offers ---------------------------------------------------------------
+    async def _on_offer(self, msg: Msg) -> None:
+        try:
+            offer = decode(OfferBatch, msg.data)
+        except ValueError as exc:
+            log.error("bad offer", extra={"error": str(exc)})
+            return
+        results, accepted = [], []
+        available = self.capacity
+        for execution in offer.Executions:
+            if execution.ID in self.active:
+                results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
+                continue
+            reason = refusal(
+                execution,
+                self.executors,
+                self.providers,
+                self.policy,
+                self.cfg.allow_networking,
+                available,
+            )
+            if reason:
+                results.append(OfferResult(ExecutionID=execution.ID, Accepted=False, Reason=reason))
+                continue
+            execution.ComputeState = ComputeState(StateType=ComputeStateType.BID_ACCEPTED)
+            execution.ModifyTime = now_ns()
+            accepted.append(execution)
+            results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
+        if accepted:
+            await self.ledger.record(accepted, [])
+        await msg.respond(encode(OfferReply(Results=results)))
+        for execution in accepted:
+            self.active[execution.ID] = execution
+            self.running[execution.ID] = asyncio.create_task(
+                self._execute(execution), name=f"execution-{execution.ID}"
+            )
+
+    async def _execute(self, execution: Execution) -> None:
+        assert self._slots is not None and execution.Job is not None
+        workdir = self.root / "executions" / execution.ID
+        workdir.mkdir(parents=True, exist_ok=True)
+        output_log = ExecutionLog(workdir / "output.jsonl", self._publish_lines)
+        self.logs[execution.ID] = output_log
+        outcome: Outcome
+        try:
+            async with self._slots:
+                await self._report(execution, Outcome(ComputeStateType.RUNNING, "Running"))
+                outcome = await run_execution(
+                    execution,
+                    self.executors[execution.Job.task.Engine.Type],
+                    self.providers,
+                    self.policy,
+                    self.node_id,
+                    workdir,
+                    self.root / "results" / execution.ID,
+                    output_log,
+                    self.cfg.default_execution_timeout,
+                    self.cfg.max_output_bytes,
+                    self.cfg.allow_networking,
+                )
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(execution.ID, "")
+            outcome = Outcome(ComputeStateType.CANCELLED, reason or "execution cancelled")
+            if not reason:  # the agent is shutting down: leave it to recovery on restart
+                output_log.close()
+                raise
+        except Exception as exc:
+            log.exception("execution crashed", extra={"execution_id": execution.ID})
+            outcome = Outcome(ComputeStateType.FAILED, f"internal error: {exc}")
+        finally:
+            output_log.close()
+            self.running.pop(execution.ID, None)
+        self.active.pop(execution.ID, None)
+        await self._report(execution, outcome)
+
+    async def _report(self, execution: Execution, outcome: Outcome) -> None:
+        execution.ComputeState = ComputeState(
+            StateType=outcome.state, Message=outcome.message, Details=outcome.details
+        )
+        execution.ModifyTime = now_ns()
+        if outcome.output is not None:
+            execution.RunOutput = outcome.output
+        if outcome.published is not None:
+            execution.PublishedResult = outcome.published
+        update = ExecutionUpdate(
+            ExecutionID=execution.ID,
+            JobID=execution.JobID,
+            NodeID=self.node_id,
+            State=outcome.state,
+            Message=outcome.message,
+            Details=outcome.details,
+            RunOutput=outcome.output,
+            PublishedResult=outcome.published,
+            Time=execution.ModifyTime,
+        )
+        for stored in await self.ledger.record([execution], [update]):
+            self._unsent[stored.Sequence] = stored
+        self._flush.set()
+
+    # -- cancel and logs ---------------------------------------------------------
+    def _cancel(self, execution_id: str, reason: str) -> bool:
+        task = self.running.get(execution_id)
+        if task is None or task.done():
+            return False
+        self._cancel_reasons[execution_id] = reason
+        task.cancel()
+        return True
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        request = decode(CancelRequest, msg.data)
+        done = [e for e in request.ExecutionIDs if self._cancel(e, request.Reason or "cancelled")]
+        if msg.reply:
+            await msg.respond(encode(CancelReply(Cancelled=done)))
+
+    def _publish_lines(self, subject: str, lines: list[tuple[int, str]], eof: bool) -> None:
+        if self.nc is None:
+            return
+        self._spawn(self._publish(subject, encode(LogFrame(Lines=lines, EOF=eof))))
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        assert self.nc is not None
+        with contextlib.suppress(Exception):
+            await self.nc.publish(subject, data)
+
+    async def _on_logs(self, msg: Msg) -> None:
+        request = decode(LogRequest, msg.data)
+        path = self.root / "executions" / request.ExecutionID / "output.jsonl"
+        live = self.logs.get(request.ExecutionID)
+        if live is None and not path.exists():
+            await msg.respond(encode(LogReply(OK=False, Error="no logs on this node")))
+            return
+        await msg.respond(encode(LogReply(OK=True)))
+        if request.Follow and live is not None and not live.closed:
+            live.follow(request.Subject, request.Tail)
+        else:
+            send_lines(path, request.Subject, request.Tail, self._publish_lines, eof=True)
+
+    # -- outbox ------------------------------------------------------------------
+    async def _flusher(self) -> None:
+        delay = 0.2
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._flush.wait(), timeout=2.0)
+            self._flush.clear()
+            if not self._unsent or not self.connected.is_set():
+                continue
+            try:
+                await self._drain_outbox_once()
+                delay = 0.2
+            except Exception as exc:
+                log.info(
+                    "updates not delivered; will retry",
+                    extra={"error": str(exc), "pending": len(self._unsent)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                self._flush.set()
+
+    async def _drain_outbox_once(self) -> None:
+        while self._unsent and self.nc is not None and self.nc.is_connected:
+            batch = [self._unsent[s] for s in sorted(self._unsent)[:500]]
+            msg = await self.nc.request(
+                subjects.UPDATES,
+                encode(UpdateBatch(NodeID=self.node_id, Updates=batch)),
+                timeout=10,
+            )
+            ack = decode(UpdateAck, msg.data)
+            await self.ledger.acknowledge(ack.Sequences)
+            for sequence in ack.Sequences:
+                self._unsent.pop(sequence, None)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "NodeID": self.node_id,
+            "Connected": self.connected.is_set(),
+            "Running": len(self.running),
+            "Unsent": len(self._unsent),
+            "Since": time.time(),
+        }

@@ -1,0 +1,123 @@
+"""The compute node's local ledger: its executions, their events, and an outbox.
+
+Every state change is written here before it is sent, and stays in the outbox
+until the orchestrator acknowledges it. That is what lets a node keep working
+through an outage and report everything once the link heals.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edge.models import ComputeStateType, Execution
+from edge.sqlite import SqliteThread
+from edge.transport.messages import ExecutionUpdate
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY, job_id TEXT NOT NULL, state INTEGER NOT NULL,
+    updated INTEGER NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL, state INTEGER NOT NULL,
+    time INTEGER NOT NULL, message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_execution ON events(execution_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL
+);
+"""
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self._sql = SqliteThread(path, _SCHEMA, "ledger")
+
+    async def open(self) -> None:
+        await self._sql.open()
+
+    async def close(self) -> None:
+        await self._sql.close()
+
+    async def record(
+        self, executions: list[Execution], updates: list[ExecutionUpdate]
+    ) -> list[ExecutionUpdate]:
+        """Store new execution snapshots and queue updates; returns them with Sequences."""
+        rows = [
+            (
+                e.ID,
+                e.JobID,
+                int(e.ComputeState.StateType),
+                e.ModifyTime,
+                e.model_dump_json(by_alias=True),
+            )
+            for e in executions
+        ]
+        pending = [(u, u.model_dump_json(by_alias=True, exclude={"Sequence"})) for u in updates]
+
+        def write(db: sqlite3.Connection) -> list[ExecutionUpdate]:
+            db.executemany(
+                "INSERT OR REPLACE INTO executions(id,job_id,state,updated,data) VALUES(?,?,?,?,?)",
+                rows,
+            )
+            out = []
+            for update, data in pending:
+                cursor = db.execute("INSERT INTO outbox(data) VALUES(?)", (data,))
+                db.execute(
+                    "INSERT INTO events(execution_id,state,time,message) VALUES(?,?,?,?)",
+                    (update.ExecutionID, int(update.State), update.Time, update.Message),
+                )
+                out.append(update.model_copy(update={"Sequence": cursor.lastrowid or 0}))
+            return out
+
+        return await self._sql.call(self._sql.transaction, write)
+
+    async def acknowledge(self, sequences: list[int]) -> None:
+        if sequences:
+            await self._sql.call(
+                lambda: self._sql.transaction(
+                    lambda db: db.executemany(
+                        "DELETE FROM outbox WHERE seq=?", [(s,) for s in sequences]
+                    )
+                )
+            )
+
+    async def outbox(self, limit: int = 500) -> list[ExecutionUpdate]:
+        rows = await self._sql.call(
+            lambda: self._sql.db.execute(
+                "SELECT seq, data FROM outbox ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [
+            ExecutionUpdate.model_validate_json(data).model_copy(update={"Sequence": seq})
+            for seq, data in rows
+        ]
+
+    async def unfinished(self) -> list[Execution]:
+        """Executions that were accepted or running when the agent last stopped."""
+        terminal = [int(s) for s in ComputeStateType if s.terminal]
+        marks = ",".join("?" * len(terminal))
+        rows = await self._sql.call(
+            lambda: self._sql.db.execute(
+                f"SELECT data FROM executions WHERE state NOT IN ({marks})", terminal
+            ).fetchall()
+        )
+        return [Execution.model_validate_json(r[0]) for r in rows]
+
+    async def get(self, execution_id: str) -> Execution | None:
+        row = await self._sql.call(
+            lambda: self._sql.db.execute(
+                "SELECT data FROM executions WHERE id=?", (execution_id,)
+            ).fetchone()
+        )
+        return Execution.model_validate_json(row[0]) if row else None
+
+    async def events(self, execution_id: str) -> list[tuple[int, int, str]]:
+        return await self._sql.call(
+            lambda: self._sql.db.execute(
+                "SELECT state, time, message FROM events WHERE execution_id=? ORDER BY seq",
+                (execution_id,),
+            ).fetchall()
+        )

@@ -1,0 +1,91 @@
+"""Execution engines, built by name from the node's configuration.
+
+Engines are imported only when enabled, and one whose library cannot load (wasmer-sdk
+needs glibc >= 2.35; podman-py may be absent) is skipped with a warning, so a node still
+starts with the engines it can run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .base import (
+    STDERR,
+    STDOUT,
+    ExecutionRequest,
+    ExecutionResult,
+    Executor,
+    ExecutorError,
+    LogSink,
+    MountedInput,
+    ResultDir,
+)
+
+log = logging.getLogger("bacedge.executors")
+
+ENGINES: dict[str, tuple[str, str]] = {
+    "noop": ("edge.executors.noop", "NoopExecutor"),
+    "wasm": ("edge.executors.wasm", "WasmExecutor"),
+    "docker": ("edge.executors.podman", "PodmanExecutor"),
+}
+"""Engine type -> (module, class). Keys are the names nodes advertise."""
+
+ENGINE_ALIASES = {"podman": "docker"}
+
+
+def canonical_engine(name: str) -> str:
+    """The registry name for an Engine.Type as written in a job ("Podman" -> "docker")."""
+    lowered = name.strip().lower()
+    return ENGINE_ALIASES.get(lowered, lowered)
+
+
+def build_executors(
+    names: list[str], settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Executor]:
+    """The enabled engines by name; `settings[name]` are keyword arguments for its class.
+
+    An unknown name is a configuration error (ValueError); an engine whose library is
+    missing is left out with a warning.
+    """
+    executors: dict[str, Executor] = {}
+    for raw in names:
+        name = canonical_engine(raw)
+        if name in executors:
+            continue
+        if name not in ENGINES:
+            known = ", ".join(sorted(ENGINES))
+            raise ValueError(f"unknown engine {raw!r}: supported are {known}")
+        module_name, class_name = ENGINES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except (ImportError, OSError) as exc:
+            log.warning(
+                "engine %s is disabled: its library cannot be loaded (%s)",
+                name,
+                exc,
+                extra={"engine": name},
+            )
+            continue
+        factory = getattr(module, class_name)
+        executors[name] = factory(**dict((settings or {}).get(name, {})))
+    return executors
+
+
+__all__ = [
+    "ENGINES",
+    "ENGINE_ALIASES",
+    "STDERR",
+    "STDOUT",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "Executor",
+    "ExecutorError",
+    "LogSink",
+    "MountedInput",
+    "ResultDir",
+    "build_executors",
+    "canonical_engine",
+]

@@ -1,0 +1,55 @@
+"""Structured logs: JSON lines when stderr is not a terminal (journald, files), text otherwise.
+
+Fields passed as `extra=` (job_id, node_id, ...) appear as JSON keys, so logs can be
+filtered by ID without parsing messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(_fields(record))
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
+        line = f"{time.strftime('%H:%M:%S')} {record.levelname[:4]} {record.getMessage()}"
+        line = f"{line} {extra}" if extra else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiohttp.access", "nats"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,48 @@
+"""The wire-model base: Bacalhau names on the wire, case-insensitive on input."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class WireModel(BaseModel):
+    """Serialises with Bacalhau's exact key names and accepts any key case on input.
+
+    Bacalhau job specs are written both as `Name:` and `name:`; matching keys
+    case-insensitively here means every model (API body, CLI file, NATS message)
+    gets the same tolerance without a separate normalisation pass.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", validate_default=False)
+
+    _key_map: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        mapping: dict[str, str] = {}
+        for name, field in cls.model_fields.items():
+            wire = field.alias or name
+            mapping[wire.lower()] = wire
+            mapping.setdefault(name.lower(), wire)
+        cls._key_map = mapping
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        mapping = cls._key_map
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if value is None:
+                continue  # YAML `env:` with nothing under it means the default
+            wire = mapping.get(key.lower(), key) if isinstance(key, str) else key
+            out[wire] = value
+        return out
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict with Bacalhau's key names."""
+        return self.model_dump(by_alias=True, mode="json")

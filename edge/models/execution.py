@@ -1,0 +1,131 @@
+"""Executions: one placement of a job's partition on a node."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from pydantic import Field
+
+from .base import WireModel
+from .job import Job, SpecConfig
+from .resources import Resources
+
+
+class ComputeStateType(IntEnum):
+    """Bacalhau's execution compute states; integers on the wire."""
+
+    UNDEFINED = 0
+    NEW = 1
+    ASK_FOR_BID = 2
+    ASK_FOR_BID_ACCEPTED = 3
+    ASK_FOR_BID_REJECTED = 4
+    BID_ACCEPTED = 5
+    RUNNING = 6
+    PUBLISHING = 7
+    BID_REJECTED = 8
+    COMPLETED = 9
+    FAILED = 10
+    CANCELLED = 11
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_TERMINAL = frozenset(
+    {
+        ComputeStateType.ASK_FOR_BID_REJECTED,
+        ComputeStateType.BID_REJECTED,
+        ComputeStateType.COMPLETED,
+        ComputeStateType.FAILED,
+        ComputeStateType.CANCELLED,
+    }
+)
+_LABELS = {
+    ComputeStateType.UNDEFINED: "Undefined",
+    ComputeStateType.NEW: "New",
+    ComputeStateType.ASK_FOR_BID: "AskForBid",
+    ComputeStateType.ASK_FOR_BID_ACCEPTED: "AskForBidAccepted",
+    ComputeStateType.ASK_FOR_BID_REJECTED: "AskForBidRejected",
+    ComputeStateType.BID_ACCEPTED: "BidAccepted",
+    ComputeStateType.RUNNING: "Running",
+    ComputeStateType.PUBLISHING: "Publishing",
+    ComputeStateType.BID_REJECTED: "BidRejected",
+    ComputeStateType.COMPLETED: "Completed",
+    ComputeStateType.FAILED: "Failed",
+    ComputeStateType.CANCELLED: "Cancelled",
+}
+
+
+class DesiredStateType(IntEnum):
+    PENDING = 0
+    RUNNING = 1
+    STOPPED = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+class ComputeState(WireModel):
+    StateType: ComputeStateType = ComputeStateType.UNDEFINED
+    Message: str = ""
+    Details: dict[str, str] = Field(default_factory=dict)
+
+
+class DesiredState(WireModel):
+    StateType: DesiredStateType = DesiredStateType.PENDING
+    Message: str = ""
+    Details: dict[str, str] = Field(default_factory=dict)
+
+
+class RunOutput(WireModel):
+    """What a task printed and how it ended; `stderr` is lowercase on Bacalhau's wire."""
+
+    Stdout: str = ""
+    StdoutTruncated: bool = False
+    Stderr: str = Field(default="", alias="stderr")
+    StderrTruncated: bool = False
+    ExitCode: int = 0
+    ErrorMsg: str = ""
+
+
+_Job = Job  # field names equal type names on the wire
+_DesiredState = DesiredState
+_ComputeState = ComputeState
+_RunOutput = RunOutput
+
+
+class Execution(WireModel):
+    ID: str = ""
+    Namespace: str = "default"
+    EvalID: str = ""
+    Name: str = ""
+    NodeID: str = ""
+    JobID: str = ""
+    Job: _Job | None = None
+    AllocatedResources: dict[str, Resources] = Field(default_factory=dict)
+    DesiredState: _DesiredState = Field(default_factory=_DesiredState)
+    ComputeState: _ComputeState = Field(default_factory=_ComputeState)
+    PublishedResult: SpecConfig = Field(default_factory=SpecConfig)
+    RunOutput: _RunOutput | None = None
+    PreviousExecution: str = ""
+    NextExecution: str = ""
+    FollowupEvalID: str = ""
+    PartitionIndex: int = 0
+    JobVersion: int = 0
+    Revision: int = 0
+    CreateTime: int = 0
+    ModifyTime: int = 0
+
+    @property
+    def state(self) -> ComputeStateType:
+        return self.ComputeState.StateType
+
+    @property
+    def terminal(self) -> bool:
+        return self.ComputeState.StateType.terminal

@@ -1,0 +1,1 @@
+"""The orchestrator: job store, scheduler, node manager and the HTTP API."""

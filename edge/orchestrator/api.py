@@ -1,0 +1,409 @@
+"""The Bacalhau public API v1 over aiohttp: same paths, query names and response keys."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import platform
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from edge import __version__
+from edge.config import Config
+from edge.jobspec import SpecError, unwrap_job
+from edge.models import (
+    ComputeStateType,
+    Execution,
+    JobStateType,
+    NodeConnection,
+    NodeInfo,
+    NodeMembership,
+    NodeState,
+)
+
+from .errors import BadRequest, NotFound, OrchestratorError
+from .openapi import openapi_document
+from .pagination import decode_token, encode_token, parse_limit
+from .service import Orchestrator
+
+log = logging.getLogger("bacedge.api")
+
+PREFIX = "/api/v1/orchestrator"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_body(status: int, message: str, code: str) -> dict[str, Any]:
+    return {"Status": status, "Message": message, "Code": code, "Component": "orchestrator"}
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SpecError as exc:
+        body = error_body(400, "invalid job spec: " + "; ".join(exc.problems), "InvalidJobSpec")
+        body["Details"] = exc.problems
+        return _json(body, 400)
+    except OrchestratorError as exc:
+        return _json(error_body(exc.status, str(exc), exc.code), exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json(
+            error_body(exc.status, exc.reason or "error", exc.__class__.__name__), exc.status
+        )
+    except Exception:
+        log.exception("request failed", extra={"path": request.path})
+        return _json(
+            error_body(500, "internal error: see the orchestrator's log", "InternalError"), 500
+        )
+
+
+def auth_middleware(token: str | None) -> Any:
+    """Bearer (or Basic with the token as password) when an API token is configured."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token is None or request.path in ("/api/v1/agent/alive", "/api/v1/openapi.json"):
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        supplied = ""
+        if scheme.lower() == "bearer":
+            supplied = value.strip()
+        elif scheme.lower() == "basic":
+            import base64
+            import binascii
+
+            try:
+                supplied = base64.b64decode(value).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                supplied = ""
+        if not supplied:
+            return _json(
+                error_body(
+                    401,
+                    "authentication required: pass an API key (Authorization: Bearer ...)",
+                    "Unauthorized",
+                ),
+                401,
+            )
+        if not hmac.compare_digest(supplied, token):
+            return _json(error_body(403, "invalid API key", "Forbidden"), 403)
+        return await handler(request)
+
+    return middleware
+
+
+class Api:
+    def __init__(
+        self, orchestrator: Orchestrator, config: Config, node_info: Callable[[], NodeInfo]
+    ) -> None:
+        self.orch = orchestrator
+        self.config = config
+        self.node_info = node_info
+
+    def app(self) -> web.Application:
+        token = self.config.api.auth_token
+        app = web.Application(
+            middlewares=[
+                errors_middleware,
+                auth_middleware(token.get_secret_value() if token else None),
+            ],
+            client_max_size=64 * 1024 * 1024,
+        )
+        r = app.router
+        r.add_get("/api/v1/agent/alive", self.alive)
+        r.add_get("/api/v1/agent/version", self.version)
+        r.add_get("/api/v1/agent/node", self.agent_node)
+        r.add_get("/api/v1/agent/config", self.agent_config)
+        r.add_get("/api/v1/openapi.json", self.openapi)
+        r.add_put(f"{PREFIX}/jobs", self.put_job)
+        r.add_post(f"{PREFIX}/jobs", self.put_job)
+        r.add_get(f"{PREFIX}/jobs", self.list_jobs)
+        r.add_get(f"{PREFIX}/jobs/{{id}}", self.get_job)
+        r.add_delete(f"{PREFIX}/jobs/{{id}}", self.stop_job)
+        r.add_put(f"{PREFIX}/jobs/{{id}}/rerun", self.rerun_job)
+        r.add_post(f"{PREFIX}/jobs/{{id}}/rerun", self.rerun_job)
+        r.add_get(f"{PREFIX}/jobs/{{id}}/history", self.job_history)
+        r.add_get(f"{PREFIX}/jobs/{{id}}/executions", self.job_executions)
+        r.add_get(f"{PREFIX}/jobs/{{id}}/versions", self.job_versions)
+        r.add_get(f"{PREFIX}/jobs/{{id}}/results", self.job_results)
+        r.add_get(f"{PREFIX}/jobs/{{id}}/logs", self.job_logs)
+        r.add_get(f"{PREFIX}/nodes", self.list_nodes)
+        r.add_get(f"{PREFIX}/nodes/{{id}}", self.get_node)
+        r.add_put(f"{PREFIX}/nodes/{{id}}", self.update_node)
+        r.add_put(f"{PREFIX}/nodes", self.update_node)
+        r.add_post(f"{PREFIX}/nodes", self.update_node)
+        return app
+
+    # -- agent ----------------------------------------------------------------
+    async def alive(self, _request: web.Request) -> web.Response:
+        return _json({"Status": "OK"})
+
+    async def version(self, _request: web.Request) -> web.Response:
+        major, minor, *_ = [*__version__.split("."), "0", "0"]
+        return _json(
+            {
+                "BuildVersionInfo": {
+                    "Major": major,
+                    "Minor": minor,
+                    "GitVersion": f"v{__version__}",
+                    "GitCommit": "",
+                    "BuildDate": "",
+                    "GOOS": platform.system().lower(),
+                    "GOARCH": platform.machine(),
+                    "Product": "bacedge",
+                }
+            }
+        )
+
+    async def agent_node(self, _request: web.Request) -> web.Response:
+        return _json(self.node_info().wire())
+
+    async def agent_config(self, _request: web.Request) -> web.Response:
+        return _json({"Config": self.config.masked()})
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return _json(openapi_document())
+
+    # -- jobs -----------------------------------------------------------------
+    async def put_job(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("request body must be a JSON object {Job, Force}")
+        force = any(str(k).lower() == "force" and v is True for k, v in body.items())
+        job, evaluation_id, warnings = await self.orch.submit(unwrap_job(body), force)
+        return _json({"JobID": job.ID, "EvaluationID": evaluation_id, "Warnings": warnings})
+
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        q = request.query
+        limit = parse_limit(q.get("limit"))
+        offset = decode_token(q.get("next_token"))
+        labels = _labels(q.get("labels", ""))
+        namespace = q.get("namespace", "")
+        namespace = "" if namespace in ("*", "") else namespace
+        states = [s for s in q.get("state", "").split(",") if s]
+        jobs, more = await self.orch.store.list_jobs(
+            namespace=namespace,
+            limit=limit,
+            offset=offset,
+            order_by=q.get("order_by", ""),
+            reverse=_bool(q.get("reverse")),
+            labels=labels,
+            states=_job_states(states),
+        )
+        live = self.orch.jobs
+        items = [(live.get(j.ID) or j).wire() for j in jobs]
+        return _json({"Items": items, "NextToken": encode_token(offset + limit) if more else ""})
+
+    async def _job(self, request: web.Request) -> Any:
+        return await self.orch.resolve(request.match_info["id"], request.query.get("namespace"))
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        out: dict[str, Any] = {"Job": job.wire()}
+        include = {p.strip().lower() for p in request.query.get("include", "").split(",")}
+        if "history" in include:
+            out["History"] = [h.wire() for h in await self.orch.store.history(job.ID)]
+        if "executions" in include:
+            out["Executions"] = [e.wire() for e in await self.orch.executions_of(job.ID)]
+        return _json(out)
+
+    async def stop_job(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        evaluation = await self.orch.stop_job(job.ID, request.query.get("reason", ""))
+        return _json({"EvaluationID": evaluation})
+
+    async def rerun_job(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        reason = request.query.get("reason", "")
+        if request.can_read_body:
+            try:
+                body = await request.json()
+                reason = body.get("Reason", reason) if isinstance(body, dict) else reason
+            except json.JSONDecodeError:
+                pass
+        job, evaluation = await self.orch.rerun(job.ID, reason)
+        return _json({"JobID": job.ID, "JobVersion": job.Version, "EvaluationID": evaluation})
+
+    async def job_history(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        q = request.query
+        try:
+            since = int(q.get("since", "0") or 0)
+        except ValueError:
+            raise BadRequest("invalid since: use unix nanoseconds") from None
+        items = await self.orch.store.history(
+            job.ID, since, q.get("event_type", ""), q.get("execution_id", "")
+        )
+        return self._page(request, [h.wire() for h in items])
+
+    async def job_executions(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        executions = await self.orch.executions_of(job.ID)
+        if _bool(request.query.get("reverse")):
+            executions = executions[::-1]
+        return self._page(request, [e.wire() for e in executions])
+
+    async def job_versions(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        return self._page(request, [v.wire() for v in await self.orch.store.job_versions(job.ID)])
+
+    async def job_results(self, request: web.Request) -> web.Response:
+        job = await self._job(request)
+        executions = await self.orch.executions_of(job.ID)
+        items = [
+            e.PublishedResult.wire()
+            for e in executions
+            if e.state == ComputeStateType.COMPLETED and e.PublishedResult.Type
+        ]
+        return self._page(request, items)
+
+    def _page(self, request: web.Request, items: list[Any]) -> web.Response:
+        limit = parse_limit(request.query.get("limit"), default=len(items) or 1)
+        offset = decode_token(request.query.get("next_token"))
+        page = items[offset : offset + limit]
+        more = offset + limit < len(items)
+        return _json({"Items": page, "NextToken": encode_token(offset + limit) if more else ""})
+
+    async def job_logs(self, request: web.Request) -> web.WebSocketResponse:
+        job = await self._job(request)
+        q = request.query
+        try:
+            tail = int(q.get("tail", "0") or 0) if q.get("tail") not in ("true", "false") else 0
+        except ValueError:
+            raise BadRequest("invalid tail: use a number of lines") from None
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        try:
+            async for kind, line in self.orch.stream_logs(
+                job, q.get("execution_id", ""), _bool(q.get("follow")), tail
+            ):
+                if ws.closed:
+                    break
+                await ws.send_str(json.dumps({"value": {"Type": kind, "Line": line}}))
+        except OrchestratorError as exc:
+            await ws.send_str(json.dumps({"error": str(exc)}))
+        except ConnectionResetError:
+            pass
+        finally:
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    # -- nodes ----------------------------------------------------------------
+    async def list_nodes(self, request: web.Request) -> web.Response:
+        q = request.query
+        nodes = [n.state for n in self.orch.nodes.nodes.values()]
+        approval = q.get("filter-approval", "").upper()
+        if approval:
+            if approval not in NodeMembership.__members__:
+                raise BadRequest(
+                    f"invalid filter-approval {approval!r}: use PENDING, APPROVED or REJECTED"
+                )
+            nodes = [n for n in nodes if n.Membership.value == approval]
+        status = q.get("filter-status", "").upper()
+        if status:
+            if status not in NodeConnection.__members__:
+                raise BadRequest(f"invalid filter-status {status!r}: use CONNECTED or DISCONNECTED")
+            nodes = [n for n in nodes if n.ConnectionState.Status.value == status]
+        for key, value in _labels(q.get("labels", "")).items():
+            nodes = [n for n in nodes if n.Info.Labels.get(key) == value]
+        nodes.sort(key=_node_sort_key(q.get("order_by", "")), reverse=_bool(q.get("reverse")))
+        limit = parse_limit(q.get("limit"), default=max(len(nodes), 1))
+        offset = decode_token(q.get("next_token"))
+        page = nodes[offset : offset + limit]
+        more = offset + limit < len(nodes)
+        return _json(
+            {
+                "Nodes": [n.wire() for n in page],
+                "NextToken": encode_token(offset + limit) if more else "",
+            }
+        )
+
+    async def get_node(self, request: web.Request) -> web.Response:
+        node = self.orch.nodes.get(request.match_info["id"])
+        return _json({"Node": node.state.wire()})
+
+    async def update_node(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("request body must be a JSON object {NodeID, Action, Message}")
+        lowered = {str(k).lower(): v for k, v in body.items()}
+        node_id = request.match_info.get("id") or str(lowered.get("nodeid", ""))
+        action = str(lowered.get("action", "")).lower()
+        if not node_id:
+            raise BadRequest("NodeID is required")
+        if action not in ("approve", "reject", "delete"):
+            raise BadRequest(f"unknown node action {action!r}: use approve, reject or delete")
+        try:
+            await self.orch.node_action(node_id, action)
+        except (BadRequest, NotFound) as exc:
+            if isinstance(exc, NotFound):
+                raise
+            return _json({"Success": False, "Error": str(exc)})
+        return _json({"Success": True, "Error": ""})
+
+
+def _bool(text: str | None) -> bool:
+    return (text or "").lower() in ("1", "true", "yes", "on")
+
+
+def _labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise BadRequest(f"invalid labels filter {part!r}: use key=value[,key=value]")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _job_states(states: list[str]) -> list[str]:
+    by_lower = {s.value.lower(): s.value for s in JobStateType}
+    out = []
+    for state in states:
+        if state.lower() not in by_lower:
+            raise BadRequest(f"unknown job state {state!r}: use one of {', '.join(by_lower)}")
+        out.append(by_lower[state.lower()])
+    return out
+
+
+def _node_sort_key(order_by: str) -> Callable[[NodeState], Any]:
+    keys: dict[str, Callable[[NodeState], Any]] = {
+        "": lambda n: n.Info.NodeID,
+        "id": lambda n: n.Info.NodeID,
+        "type": lambda n: n.Info.NodeType,
+        "approval": lambda n: n.Membership.value,
+        "status": lambda n: n.ConnectionState.Status.value,
+        "available_cpu": lambda n: n.Info.ComputeNodeInfo.AvailableCapacity.CPU,
+        "available_memory": lambda n: n.Info.ComputeNodeInfo.AvailableCapacity.Memory,
+        "available_disk": lambda n: n.Info.ComputeNodeInfo.AvailableCapacity.Disk,
+        "available_gpu": lambda n: n.Info.ComputeNodeInfo.AvailableCapacity.GPU,
+    }
+    key = keys.get(order_by.lower())
+    if key is None:
+        raise BadRequest(
+            f"cannot order nodes by {order_by!r}: use one of {', '.join(k for k in keys if k)}"
+        )
+    return key
+
+
+__all__ = ["PREFIX", "Api", "Execution", "ValidationError", "WSMsgType", "error_body"]

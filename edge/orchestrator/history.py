@@ -1,0 +1,69 @@
+"""Building job history events the way Bacalhau shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from edge.models import (
+    ComputeStateType,
+    Event,
+    HistoryType,
+    JobHistory,
+    JobStateType,
+    StateChange,
+)
+
+
+def rfc3339(ns: int | None = None) -> str:
+    ts = (
+        datetime.now(timezone.utc) if ns is None else datetime.fromtimestamp(ns / 1e9, timezone.utc)
+    )
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def job_event(
+    job_id: str,
+    topic: str,
+    message: str,
+    previous: JobStateType | None = None,
+    new: JobStateType | None = None,
+    revision: int = 0,
+    details: dict[str, str] | None = None,
+) -> JobHistory:
+    now = rfc3339()
+    change = None
+    if new is not None:
+        change = StateChange(Previous=(previous or JobStateType.UNDEFINED).value, New=new.value)
+    return JobHistory(
+        Type=HistoryType.JOB,
+        JobID=job_id,
+        JobState=change,
+        NewRevision=revision,
+        Comment=message,
+        Time=now,
+        Event=Event(Topic=topic, Message=message, Timestamp=now, Details=details or {}),
+    )
+
+
+def execution_event(
+    job_id: str,
+    execution_id: str,
+    topic: str,
+    message: str,
+    previous: ComputeStateType | None = None,
+    new: ComputeStateType | None = None,
+    details: dict[str, str] | None = None,
+) -> JobHistory:
+    now = rfc3339()
+    change = None
+    if new is not None:
+        change = StateChange(Previous=int(previous or 0), New=int(new))
+    return JobHistory(
+        Type=HistoryType.EXECUTION,
+        JobID=job_id,
+        ExecutionID=execution_id,
+        ExecutionState=change,
+        Comment=message,
+        Time=now,
+        Event=Event(Topic=topic, Message=message, Timestamp=now, Details=details or {}),
+    )

@@ -1,0 +1,124 @@
+"""Node membership and liveness: handshakes, heartbeats, approval, disconnection."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from edge.models import (
+    NodeConnection,
+    NodeInfo,
+    NodeMembership,
+    NodeState,
+    Resources,
+)
+
+from .errors import BadRequest, NotFound
+from .history import rfc3339
+
+
+@dataclass
+class LiveNode:
+    """A node's published state plus what only the orchestrator tracks."""
+
+    state: NodeState
+    last_seen: float = 0.0  # monotonic
+    allocated: Resources = field(default_factory=Resources)
+    active: set[str] = field(default_factory=set)  # execution IDs placed here, not terminal
+
+    @property
+    def node_id(self) -> str:
+        return self.state.node_id
+
+    @property
+    def schedulable(self) -> bool:
+        return self.state.connected and self.state.Membership == NodeMembership.APPROVED
+
+    def free(self) -> Resources:
+        return self.state.Info.ComputeNodeInfo.MaxCapacity.sub(self.allocated)
+
+
+class NodeManager:
+    def __init__(self, heartbeat_timeout: float, auto_approve: bool) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
+        self.auto_approve = auto_approve
+        self.nodes: dict[str, LiveNode] = {}
+
+    def load(self, states: list[NodeState]) -> None:
+        """Known nodes from the store start disconnected until they handshake again."""
+        for state in states:
+            state.ConnectionState.Status = NodeConnection.DISCONNECTED
+            self.nodes[state.node_id] = LiveNode(state=state)
+
+    def handshake(self, info: NodeInfo) -> LiveNode:
+        now = rfc3339()
+        node = self.nodes.get(info.NodeID)
+        if node is None:
+            membership = NodeMembership.APPROVED if self.auto_approve else NodeMembership.PENDING
+            node = LiveNode(state=NodeState(Info=info, Membership=membership))
+            self.nodes[info.NodeID] = node
+        node.state.Info = info
+        conn = node.state.ConnectionState
+        if conn.Status != NodeConnection.CONNECTED:
+            conn.ConnectedSince = now
+        conn.Status = NodeConnection.CONNECTED
+        conn.LastHeartbeat = now
+        conn.LastError = ""
+        node.last_seen = time.monotonic()
+        return node
+
+    def heartbeat(self, node_id: str, available: Resources, running: int, queued: int) -> bool:
+        """False when the node is unknown here (it must handshake again)."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return False
+        info = node.state.Info.ComputeNodeInfo
+        info.AvailableCapacity = available
+        info.RunningExecutions = running
+        info.EnqueuedExecutions = queued
+        conn = node.state.ConnectionState
+        conn.LastHeartbeat = rfc3339()
+        node.last_seen = time.monotonic()
+        return conn.Status == NodeConnection.CONNECTED
+
+    def expire(self) -> list[LiveNode]:
+        """Nodes whose heartbeats stopped: marked disconnected and returned once."""
+        cutoff = time.monotonic() - self.heartbeat_timeout
+        lost = []
+        for node in self.nodes.values():
+            conn = node.state.ConnectionState
+            if conn.Status == NodeConnection.CONNECTED and node.last_seen < cutoff:
+                conn.Status = NodeConnection.DISCONNECTED
+                conn.DisconnectedSince = rfc3339()
+                conn.LastError = f"no heartbeat for {self.heartbeat_timeout:.0f}s"
+                lost.append(node)
+        return lost
+
+    def get(self, node_id: str) -> LiveNode:
+        node = self.nodes.get(node_id)
+        if node is None:
+            matches = [n for k, n in self.nodes.items() if k.startswith(node_id)]
+            if len(matches) == 1:
+                return matches[0]
+            if not matches:
+                raise NotFound(f"node {node_id!r} not found: check `bacedge node list`")
+            raise BadRequest(f"node reference {node_id!r} is ambiguous: use more of the ID")
+        return node
+
+    def set_membership(self, node_id: str, action: str) -> LiveNode:
+        node = self.get(node_id)
+        target = {"approve": NodeMembership.APPROVED, "reject": NodeMembership.REJECTED}.get(action)
+        if target is None:
+            raise BadRequest(f"unknown node action {action!r}: use approve, reject or delete")
+        if node.state.Membership == target:
+            raise BadRequest(f"node {node.node_id} is already {target.value.lower()}")
+        node.state.Membership = target
+        return node
+
+    def delete(self, node_id: str) -> LiveNode:
+        node = self.get(node_id)
+        del self.nodes[node.node_id]
+        return node
+
+    def schedulable(self) -> list[LiveNode]:
+        return [n for n in self.nodes.values() if n.schedulable]

@@ -1,0 +1,787 @@
+"""The orchestrator's state machine: submissions, placement, updates, timeouts.
+
+Active jobs and their executions live in memory (the scheduler's working set) and
+are written through to the store in one transaction per step. Compute nodes talk
+to it over NATS only; the HTTP API calls its methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from edge import jobspec
+from edge.config import Config
+from edge.models import (
+    ComputeState,
+    ComputeStateType,
+    DesiredState,
+    DesiredStateType,
+    Evaluation,
+    Execution,
+    Job,
+    JobState,
+    JobStateType,
+    JobType,
+    NodeInfo,
+    NodeMembership,
+    NodeState,
+    Resources,
+    RunOutput,
+    new_evaluation_id,
+    new_execution_id,
+    now_ns,
+)
+from edge.transport import subjects
+from edge.transport.messages import (
+    CancelRequest,
+    ExecutionUpdate,
+    HandshakeReply,
+    Heartbeat,
+    LogFrame,
+    LogReply,
+    LogRequest,
+    OfferBatch,
+    OfferReply,
+    UpdateAck,
+    UpdateBatch,
+    decode,
+    encode,
+)
+
+from .errors import BadRequest, NotFound
+from .history import execution_event, job_event
+from .nodes import LiveNode, NodeManager
+from .scheduler import explain, select_node
+from .store import Batch, Store
+
+log = logging.getLogger("bacedge.orchestrator")
+
+OFFER_TIMEOUT = 10.0
+_REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
+
+
+class Orchestrator:
+    def __init__(self, config: Config, store: Store, nc: Client) -> None:
+        self.config = config
+        self.cfg = config.orchestrator
+        self.store = store
+        self.nc = nc
+        self.nodes = NodeManager(self.cfg.node_heartbeat_timeout, self.cfg.auto_approve_nodes)
+        self.jobs: dict[str, Job] = {}
+        self.executions: dict[str, Execution] = {}
+        self.job_executions: dict[str, list[str]] = {}
+        self.queued_since: dict[str, float] = {}
+        self.completions: deque[float] = deque(maxlen=10_000)
+        self._pending: dict[str, None] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._subs: list[Any] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self.started = time.time()
+
+    # -- lifecycle ----------------------------------------------------------
+    async def start(self) -> None:
+        self.nodes.load(await self.store.nodes())
+        jobs, executions = await self.store.active()
+        for job in jobs:
+            self.jobs[job.ID] = job
+            self.job_executions[job.ID] = []
+        for execution in executions:
+            self._track(execution)
+            if not execution.terminal and execution.NodeID in self.nodes.nodes:
+                node = self.nodes.nodes[execution.NodeID]
+                node.active.add(execution.ID)
+                node.allocated = node.allocated.add(self._need(execution.JobID))
+        queue = subjects.ORCH_QUEUE
+        self._subs = [
+            await self.nc.subscribe(subjects.HANDSHAKE, queue=queue, cb=self._on_handshake),
+            await self.nc.subscribe(subjects.HEARTBEAT, queue=queue, cb=self._on_heartbeat),
+            await self.nc.subscribe(subjects.UPDATES, queue=queue, cb=self._on_updates),
+        ]
+        for job_id in self.jobs:
+            self._enqueue(job_id)
+        self._tasks = [
+            asyncio.create_task(self._schedule_loop(), name="scheduler"),
+            asyncio.create_task(self._sweep_loop(), name="sweeper"),
+        ]
+        log.info("orchestrator started", extra={"active_jobs": len(self.jobs)})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # -- bookkeeping --------------------------------------------------------
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Fire-and-forget work that must not be garbage-collected half-way."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _track(self, execution: Execution) -> None:
+        self.executions[execution.ID] = execution
+        self.job_executions.setdefault(execution.JobID, []).append(execution.ID)
+
+    def _enqueue(self, job_id: str) -> None:
+        self._pending[job_id] = None
+        self._wake.set()
+
+    def _need(self, job_id: str) -> Resources:
+        job = self.jobs.get(job_id)
+        return job.task.Resources.parse() if job and job.Tasks else Resources()
+
+    def _release(self, execution: Execution) -> None:
+        node = self.nodes.nodes.get(execution.NodeID)
+        if node is not None and execution.ID in node.active:
+            node.active.discard(execution.ID)
+            node.allocated = node.allocated.sub(self._need(execution.JobID))
+
+    def _set_job_state(
+        self, job: Job, state: JobStateType, message: str, batch: Batch, topic: str = "JobState"
+    ) -> None:
+        previous = job.State.StateType
+        if previous == state and job.State.Message == message:
+            return
+        job.State = JobState(StateType=state, Message=message)
+        job.ModifyTime = now_ns()
+        job.Revision += 1
+        batch.jobs[job.ID] = job
+        batch.events.append(
+            job_event(job.ID, topic, message or state.value, previous, state, job.Revision)
+        )
+        if state.terminal:
+            self._retire(job)
+
+    def _retire(self, job: Job) -> None:
+        """A terminal job leaves the working set (the batch still holds it for the store)."""
+        self.jobs.pop(job.ID, None)
+        self.queued_since.pop(job.ID, None)
+        self._pending.pop(job.ID, None)
+        for execution_id in self.job_executions.pop(job.ID, []):
+            execution = self.executions.pop(execution_id, None)
+            if execution is not None:
+                self._release(execution)
+        if job.State.StateType == JobStateType.COMPLETED:
+            self.completions.append(time.time())
+
+    def _set_execution_state(
+        self,
+        execution: Execution,
+        state: ComputeStateType,
+        message: str,
+        batch: Batch,
+        details: dict[str, str] | None = None,
+    ) -> None:
+        previous = execution.ComputeState.StateType
+        execution.ComputeState = ComputeState(
+            StateType=state, Message=message, Details=details or {}
+        )
+        execution.ModifyTime = now_ns()
+        execution.Revision += 1
+        if state.terminal:
+            self._release(execution)
+            if execution.DesiredState.StateType != DesiredStateType.STOPPED:
+                execution.DesiredState = DesiredState(
+                    StateType=DesiredStateType.STOPPED, Message=message
+                )
+        batch.executions[execution.ID] = execution
+        batch.events.append(
+            execution_event(
+                execution.JobID,
+                execution.ID,
+                "ExecutionState",
+                message or state.label,
+                previous,
+                state,
+                details,
+            )
+        )
+
+    # -- API operations -----------------------------------------------------
+    async def submit(self, data: dict[str, Any], force: bool = False) -> tuple[Job, str, list[str]]:
+        """A new job, or a new version of the job with the same name (as in Bacalhau)."""
+        job = jobspec.load_job(data)
+        if job.Name:
+            existing = await self.store.find_by_name(job.Namespace, job.Name)
+            if existing is not None and job.ID in ("", existing.ID):
+                return await self._update(self.jobs.get(existing.ID, existing), job, force)
+        job = jobspec.assign_identity(job)
+        if job.ID in self.jobs or await self.store.get_job(job.ID) is not None:
+            raise BadRequest(f"job {job.ID} already exists: drop ID from the spec to submit anew")
+        now = now_ns()
+        job.CreateTime = job.ModifyTime = now
+        job.Version = 1
+        job.Revision = 1
+        job.State = JobState(StateType=JobStateType.PENDING)
+        evaluation = Evaluation(
+            ID=new_evaluation_id(),
+            JobID=job.ID,
+            Namespace=job.Namespace,
+            TriggeredBy="job-register",
+            Type=job.Type.value,
+            CreateTime=now,
+            ModifyTime=now,
+        )
+        batch = Batch(jobs={job.ID: job}, new_versions=[job], evaluations=[evaluation])
+        batch.events.append(
+            job_event(
+                job.ID, "Submission", "Job submitted", None, JobStateType.PENDING, job.Revision
+            )
+        )
+        await self.store.save(batch)
+        self.jobs[job.ID] = job
+        self.job_executions[job.ID] = []
+        self._enqueue(job.ID)
+        return job, evaluation.ID, self._warnings(job)
+
+    async def _update(self, current: Job, spec: Job, force: bool) -> tuple[Job, str, list[str]]:
+        fields = ("Type", "Count", "Priority", "Constraints", "Labels", "Meta", "Tasks")
+        if not force and all(getattr(current, f) == getattr(spec, f) for f in fields):
+            raise BadRequest(
+                f"job {current.Name!r} ({current.ID}) already has this spec: pass --force "
+                "(Force: true) to run it again, or use `bacedge job rerun`"
+            )
+        batch = Batch()
+        version = current.Version + 1
+        if not current.State.StateType.terminal:
+            await self._cancel_executions(current.ID, f"job updated to version {version}", batch)
+        for name in fields:
+            setattr(current, name, getattr(spec, name))
+        previous = current.State.StateType
+        current.Version = version
+        current.Revision += 1
+        current.ModifyTime = now_ns()
+        current.State = JobState(StateType=JobStateType.PENDING)
+        evaluation = Evaluation(
+            ID=new_evaluation_id(),
+            JobID=current.ID,
+            Namespace=current.Namespace,
+            TriggeredBy="job-register",
+            Type=current.Type.value,
+            CreateTime=now_ns(),
+            ModifyTime=now_ns(),
+        )
+        batch.jobs[current.ID] = current
+        batch.new_versions.append(current)
+        batch.evaluations.append(evaluation)
+        batch.events.append(
+            job_event(
+                current.ID,
+                "Submission",
+                f"Job updated (version {version})",
+                previous,
+                JobStateType.PENDING,
+                current.Revision,
+            )
+        )
+        await self.store.save(batch)
+        self.jobs[current.ID] = current
+        self.job_executions.setdefault(current.ID, [])
+        self._enqueue(current.ID)
+        return current, evaluation.ID, self._warnings(current)
+
+    def _warnings(self, job: Job) -> list[str]:
+        engine = job.task.Engine.Type
+        nodes = self.nodes.schedulable()
+        if nodes and not any(
+            engine in n.state.Info.ComputeNodeInfo.ExecutionEngines for n in nodes
+        ):
+            return [f"no connected node runs {engine!r} tasks yet; the job waits in the queue"]
+        return []
+
+    async def resolve(self, ref: str, namespace: str | None = None) -> Job:
+        job = self.jobs.get(ref)
+        if job is not None:
+            return job
+        found = await self.store.resolve_job(ref, namespace)
+        return self.jobs.get(found.ID, found)
+
+    async def executions_of(self, job_id: str) -> list[Execution]:
+        if job_id in self.job_executions:
+            return [self.executions[e] for e in self.job_executions[job_id]]
+        return await self.store.executions(job_id)
+
+    async def stop_job(self, ref: str, reason: str, namespace: str | None = None) -> str:
+        job = await self.resolve(ref, namespace)
+        if job.State.StateType.terminal:
+            raise BadRequest(f"job {job.ID} is already {job.State.StateType.value.lower()}")
+        batch = Batch()
+        await self._cancel_executions(job.ID, reason or "job stopped by user", batch)
+        self._set_job_state(job, JobStateType.STOPPED, reason or "job stopped by user", batch)
+        evaluation = Evaluation(
+            ID=new_evaluation_id(),
+            JobID=job.ID,
+            TriggeredBy="job-deregister",
+            Type=job.Type.value,
+            CreateTime=now_ns(),
+            ModifyTime=now_ns(),
+        )
+        batch.evaluations.append(evaluation)
+        await self.store.save(batch)
+        return evaluation.ID
+
+    async def _cancel_executions(self, job_id: str, reason: str, batch: Batch) -> None:
+        by_node: dict[str, list[str]] = {}
+        for execution_id in list(self.job_executions.get(job_id, [])):
+            execution = self.executions[execution_id]
+            if execution.terminal:
+                continue
+            execution.DesiredState = DesiredState(
+                StateType=DesiredStateType.STOPPED, Message=reason
+            )
+            self._set_execution_state(execution, ComputeStateType.CANCELLED, reason, batch)
+            by_node.setdefault(execution.NodeID, []).append(execution.ID)
+        for node_id, ids in by_node.items():
+            self._spawn(self._send_cancel(node_id, ids, reason))
+
+    async def _send_cancel(self, node_id: str, ids: list[str], reason: str) -> None:
+        message = encode(CancelRequest(ExecutionIDs=ids, Reason=reason))
+        try:
+            await self.nc.request(subjects.cancel(node_id), message, timeout=OFFER_TIMEOUT)
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+            # The node reconciles on its next handshake: it learns these are not active.
+            log.warning("cancel not delivered", extra={"node_id": node_id, "executions": ids})
+
+    async def rerun(self, ref: str, reason: str, namespace: str | None = None) -> tuple[Job, str]:
+        job = await self.resolve(ref, namespace)
+        if not job.State.StateType.terminal:
+            raise BadRequest(
+                f"job {job.ID} is still {job.State.StateType.value.lower()}: "
+                "stop it before rerunning"
+            )
+        previous = job.State.StateType
+        job.Version += 1
+        job.Revision += 1
+        job.ModifyTime = now_ns()
+        job.State = JobState(StateType=JobStateType.PENDING, Message=reason or "rerun")
+        evaluation = Evaluation(
+            ID=new_evaluation_id(),
+            JobID=job.ID,
+            TriggeredBy="job-rerun",
+            Type=job.Type.value,
+            CreateTime=now_ns(),
+            ModifyTime=now_ns(),
+        )
+        batch = Batch(jobs={job.ID: job}, new_versions=[job], evaluations=[evaluation])
+        batch.events.append(
+            job_event(
+                job.ID,
+                "Submission",
+                f"Job rerun (version {job.Version})",
+                previous,
+                JobStateType.PENDING,
+                job.Revision,
+            )
+        )
+        await self.store.save(batch)
+        self.jobs[job.ID] = job
+        self.job_executions[job.ID] = []
+        self._enqueue(job.ID)
+        return job, evaluation.ID
+
+    async def node_action(self, node_id: str, action: str) -> NodeState:
+        action = action.lower()
+        if action == "delete":
+            node = self.nodes.delete(node_id)
+            await self.store.delete_node(node.node_id)
+            return node.state
+        node = self.nodes.set_membership(node_id, action)
+        await self.store.put_node(node.state)
+        if node.state.Membership == NodeMembership.APPROVED:
+            for job_id in self.jobs:
+                self._enqueue(job_id)
+        return node.state
+
+    # -- scheduling ---------------------------------------------------------
+    async def _schedule_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                ids = list(self._pending)[: self.cfg.eval_batch]
+                for job_id in ids:
+                    self._pending.pop(job_id, None)
+                try:
+                    await self._evaluate(ids)
+                except Exception:
+                    log.exception("scheduling step failed", extra={"jobs": len(ids)})
+                    await asyncio.sleep(0.5)
+
+    async def _evaluate(self, job_ids: list[str]) -> None:
+        batch = Batch()
+        offers: dict[str, list[Execution]] = {}
+        for job_id in job_ids:
+            job = self.jobs.get(job_id)
+            if job is not None and not job.State.StateType.terminal:
+                self._plan(job, batch, offers)
+        await self.store.save(batch)
+        if offers:
+            await asyncio.gather(*(self._offer(node, execs) for node, execs in offers.items()))
+
+    def _partitions(self, job: Job, nodes: list[LiveNode]) -> int:
+        if job.Type in (JobType.OPS, JobType.DAEMON):
+            engine = job.task.Engine.Type
+            eligible = [n for n in nodes if engine in n.state.Info.ComputeNodeInfo.ExecutionEngines]
+            return max(len(eligible), 1)
+        return max(job.Count, 1)
+
+    def _plan(self, job: Job, batch: Batch, offers: dict[str, list[Execution]]) -> None:
+        nodes = self.nodes.schedulable()
+        executions = [self.executions[e] for e in self.job_executions.get(job.ID, [])]
+        current = [e for e in executions if e.JobVersion == job.Version]
+        rejected = {e.NodeID: e.ComputeState.Message for e in current if e.state in _REJECTED}
+        candidates = [n for n in nodes if n.node_id not in rejected]
+        need = job.task.Resources.parse()
+        done = 0
+        unplaced: list[str] = []
+        for partition in range(self._partitions(job, nodes)):
+            mine = [e for e in current if e.PartitionIndex == partition]
+            if any(e.state == ComputeStateType.COMPLETED for e in mine):
+                done += 1
+                continue
+            if any(not e.terminal for e in mine):
+                continue
+            failed = [e for e in mine if e.state == ComputeStateType.FAILED]
+            if len(failed) >= self.cfg.max_attempts:
+                last = failed[-1].ComputeState.Message or "failed"
+                message = f"execution failed {len(failed)} time(s): {last}"
+                self._fail_job(job, message, batch)
+                return
+            if job.Type in (JobType.OPS, JobType.DAEMON):
+                taken = {
+                    e.NodeID
+                    for e in current
+                    if not e.terminal or e.state == ComputeStateType.COMPLETED
+                }
+                pool = [n for n in candidates if n.node_id not in taken]
+            else:
+                pool = candidates
+            # A retry goes to a node that has not failed this partition yet.
+            failed_on = {e.NodeID for e in failed}
+            placement = select_node(job, need, [n for n in pool if n.node_id not in failed_on])
+            if placement.node is None and failed:
+                message = failed[-1].ComputeState.Message or "execution failed"
+                self._fail_job(job, f"{message} (no other node to retry on)", batch)
+                return
+            if placement.node is None:
+                why = explain(
+                    {
+                        **placement.reasons,
+                        **{k: f"rejected the job ({v})" for k, v in rejected.items()},
+                    },
+                    len(nodes),
+                )
+                unplaced.append(why)
+                continue
+            offers.setdefault(placement.node.node_id, []).append(
+                self._place(job, partition, placement.node, need, batch)
+            )
+        total = self._partitions(job, nodes)
+        if done >= total:
+            self._set_job_state(job, JobStateType.COMPLETED, "", batch)
+        elif unplaced and not any(not e.terminal for e in current):
+            self._queue_or_fail(
+                job, unplaced[0], batch, capacity_only=self._transient(unplaced[0], rejected, nodes)
+            )
+
+    @staticmethod
+    def _transient(reason: str, rejected: dict[str, str], nodes: list[LiveNode]) -> bool:
+        """Whether waiting can help: no node yet, or nodes that are only busy."""
+        if not nodes:
+            return True
+        return "capacity" in reason and not rejected
+
+    def _queue_or_fail(self, job: Job, reason: str, batch: Batch, capacity_only: bool) -> None:
+        timeout = job.task.Timeouts.QueueTimeout
+        if not capacity_only and timeout <= 0:
+            self._fail_job(job, reason, batch)
+            return
+        self.queued_since.setdefault(job.ID, time.monotonic())
+        self._set_job_state(job, JobStateType.QUEUED, reason, batch, topic="Scheduling")
+
+    def _fail_job(self, job: Job, message: str, batch: Batch) -> None:
+        for execution_id in list(self.job_executions.get(job.ID, [])):
+            execution = self.executions[execution_id]
+            if not execution.terminal:
+                self._set_execution_state(
+                    execution, ComputeStateType.CANCELLED, "job failed", batch
+                )
+                self._spawn(self._send_cancel(execution.NodeID, [execution.ID], "job failed"))
+        self._set_job_state(job, JobStateType.FAILED, message, batch)
+
+    def _place(
+        self, job: Job, partition: int, node: LiveNode, need: Resources, batch: Batch
+    ) -> Execution:
+        now = now_ns()
+        execution = Execution(
+            ID=new_execution_id(),
+            Namespace=job.Namespace,
+            Name=job.Name,
+            NodeID=node.node_id,
+            JobID=job.ID,
+            JobVersion=job.Version,
+            PartitionIndex=partition,
+            AllocatedResources={"Tasks": need} if job.Tasks else {},
+            DesiredState=DesiredState(StateType=DesiredStateType.RUNNING),
+            ComputeState=ComputeState(StateType=ComputeStateType.ASK_FOR_BID),
+            CreateTime=now,
+            ModifyTime=now,
+            Revision=1,
+        )
+        self._track(execution)
+        node.active.add(execution.ID)
+        node.allocated = node.allocated.add(need)
+        self.queued_since.pop(job.ID, None)
+        batch.executions[execution.ID] = execution
+        batch.events.append(
+            execution_event(
+                job.ID,
+                execution.ID,
+                "Scheduling",
+                f"Requested execution on {node.node_id}",
+                ComputeStateType.NEW,
+                ComputeStateType.ASK_FOR_BID,
+                {"NodeID": node.node_id},
+            )
+        )
+        return execution
+
+    async def _offer(self, node_id: str, executions: list[Execution]) -> None:
+        outgoing = OfferBatch(
+            Executions=[e.model_copy(update={"Job": self.jobs.get(e.JobID)}) for e in executions]
+        )
+        try:
+            msg = await self.nc.request(
+                subjects.offer(node_id), encode(outgoing), timeout=OFFER_TIMEOUT
+            )
+            reply = decode(OfferReply, msg.data)
+            results = {r.ExecutionID: r for r in reply.Results}
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError) as exc:
+            why = "no responders" if isinstance(exc, NoRespondersError) else "timed out"
+            log.warning("offer not answered", extra={"node_id": node_id, "why": why})
+            results = {}
+        batch = Batch()
+        for execution in executions:
+            if execution.terminal:
+                continue
+            result = results.get(execution.ID)
+            if result is None:
+                self._set_execution_state(
+                    execution,
+                    ComputeStateType.FAILED,
+                    f"node {node_id} did not answer the offer",
+                    batch,
+                )
+                self._enqueue(execution.JobID)
+            elif not result.Accepted:
+                self._set_execution_state(
+                    execution, ComputeStateType.BID_REJECTED, result.Reason or "rejected", batch
+                )
+                self._enqueue(execution.JobID)
+            elif execution.state < ComputeStateType.BID_ACCEPTED:
+                self._set_execution_state(
+                    execution, ComputeStateType.BID_ACCEPTED, "Bid accepted", batch
+                )
+        await self.store.save(batch)
+
+    # -- compute node messages ---------------------------------------------
+    async def _on_handshake(self, msg: Msg) -> None:
+        try:
+            info = NodeInfo.model_validate_json(msg.data)
+        except ValueError as exc:
+            await msg.respond(
+                encode(HandshakeReply(Accepted=False, Reason=f"bad node info: {exc}"))
+            )
+            return
+        node = self.nodes.handshake(info)
+        await self.store.put_node(node.state)
+        accepted = node.state.Membership != NodeMembership.REJECTED
+        reply = HandshakeReply(
+            Accepted=accepted,
+            Reason="" if accepted else "node membership was rejected by an operator",
+            Membership=node.state.Membership,
+            HeartbeatInterval=self.config.compute.heartbeat_interval,
+            ActiveExecutions=sorted(node.active),
+        )
+        await msg.respond(encode(reply))
+        log.info(
+            "node connected",
+            extra={"node_id": info.NodeID, "membership": node.state.Membership.value},
+        )
+        for job_id in self.jobs:
+            self._enqueue(job_id)
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            beat = decode(Heartbeat, msg.data)
+        except ValueError:
+            return
+        known = self.nodes.heartbeat(
+            beat.NodeID, beat.AvailableCapacity, beat.RunningExecutions, beat.EnqueuedExecutions
+        )
+        if msg.reply:
+            await msg.respond(b'{"Known": true}' if known else b'{"Known": false}')
+
+    async def _on_updates(self, msg: Msg) -> None:
+        try:
+            updates = decode(UpdateBatch, msg.data)
+        except ValueError as exc:
+            log.error("bad update batch", extra={"error": str(exc)})
+            return
+        batch = Batch()
+        for update in updates.Updates:
+            self._apply_update(update, batch)
+        await self.store.save(batch)  # durable before the node may forget them
+        if msg.reply:
+            await msg.respond(encode(UpdateAck(Sequences=[u.Sequence for u in updates.Updates])))
+
+    def _apply_update(self, update: ExecutionUpdate, batch: Batch) -> None:
+        execution = self.executions.get(update.ExecutionID)
+        if execution is None:
+            return  # its job is finished and retired; nothing can change it now
+        if execution.terminal:
+            if update.State.terminal and update.State != execution.state:
+                batch.events.append(
+                    execution_event(
+                        execution.JobID,
+                        execution.ID,
+                        "LateReport",
+                        f"node reported {update.State.label} after the execution was closed: "
+                        f"{update.Message}",
+                    )
+                )
+            return
+        if update.State <= execution.state and not update.State.terminal:
+            return
+        if update.RunOutput is not None:
+            execution.RunOutput = update.RunOutput
+        if update.PublishedResult is not None:
+            execution.PublishedResult = update.PublishedResult
+        self._set_execution_state(execution, update.State, update.Message, batch, update.Details)
+        job = self.jobs.get(execution.JobID)
+        if job is None:
+            return
+        if update.State in (
+            ComputeStateType.RUNNING,
+            ComputeStateType.BID_ACCEPTED,
+        ) and job.State.StateType in (JobStateType.PENDING, JobStateType.QUEUED):
+            self._set_job_state(job, JobStateType.RUNNING, "", batch)
+        if update.State.terminal:
+            self._enqueue(job.ID)
+
+    # -- timeouts and lost nodes ---------------------------------------------
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    async def _sweep(self) -> None:
+        batch = Batch()
+        for node in self.nodes.expire():
+            await self.store.put_node(node.state)
+            log.warning("node lost", extra={"node_id": node.node_id})
+            for execution_id in list(node.active):
+                execution = self.executions.get(execution_id)
+                if execution is not None and not execution.terminal:
+                    self._set_execution_state(
+                        execution,
+                        ComputeStateType.FAILED,
+                        f"node {node.node_id} lost contact: {node.state.ConnectionState.LastError}",
+                        batch,
+                    )
+                    self._enqueue(execution.JobID)
+        now_mono, now = time.monotonic(), now_ns()
+        for job in list(self.jobs.values()):
+            timeouts = job.task.Timeouts if job.Tasks else None
+            if timeouts is None:
+                continue
+            if timeouts.TotalTimeout > 0 and now - job.CreateTime > timeouts.TotalTimeout * 1e9:
+                self._fail_job(
+                    job, f"job exceeded its total timeout of {timeouts.TotalTimeout}s", batch
+                )
+                continue
+            since = self.queued_since.get(job.ID)
+            if (
+                since is not None
+                and timeouts.QueueTimeout > 0
+                and now_mono - since > timeouts.QueueTimeout
+            ):
+                self._fail_job(
+                    job,
+                    f"job was queued longer than its queue timeout of "
+                    f"{timeouts.QueueTimeout}s: {job.State.Message}",
+                    batch,
+                )
+        if any(j.State.StateType == JobStateType.QUEUED for j in self.jobs.values()):
+            for job in self.jobs.values():
+                if job.State.StateType == JobStateType.QUEUED:
+                    self._enqueue(job.ID)
+        await self.store.save(batch)
+
+    # -- logs -----------------------------------------------------------------
+    async def stream_logs(
+        self, job: Job, execution_id: str, follow: bool, tail: int
+    ) -> AsyncIterator[tuple[int, str]]:
+        """Log lines of one execution, from its node (live) or its stored output."""
+        executions = await self.executions_of(job.ID)
+        if execution_id:
+            chosen = next((e for e in executions if e.ID.startswith(execution_id)), None)
+            if chosen is None:
+                raise NotFound(f"execution {execution_id!r} not found in job {job.ID}")
+        else:
+            useful = [e for e in executions if e.state not in _REJECTED]
+            if not useful:
+                raise BadRequest(f"job {job.ID} has no execution yet: wait until it is placed")
+            chosen = useful[-1]
+        node = self.nodes.nodes.get(chosen.NodeID)
+        if node is not None and node.state.connected:
+            inbox = self.nc.new_inbox()
+            sub = await self.nc.subscribe(inbox)
+            try:
+                request = LogRequest(ExecutionID=chosen.ID, Subject=inbox, Follow=follow, Tail=tail)
+                reply = decode(
+                    LogReply,
+                    (
+                        await self.nc.request(
+                            subjects.logs(chosen.NodeID), encode(request), timeout=5
+                        )
+                    ).data,
+                )
+                if reply.OK:
+                    async for msg in sub.messages:
+                        frame = decode(LogFrame, msg.data)
+                        for kind, line in frame.Lines:
+                            yield kind, line
+                        if frame.EOF:
+                            if frame.Error:
+                                raise BadRequest(frame.Error)
+                            return
+            except (NatsTimeout, NoRespondersError, asyncio.TimeoutError):
+                pass  # fall back to what the store has
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        output = chosen.RunOutput or RunOutput()
+        lines = [(1, line) for line in output.Stdout.splitlines()]
+        lines += [(2, line) for line in output.Stderr.splitlines()]
+        for kind, line in lines[-tail:] if tail else lines:
+            yield kind, line

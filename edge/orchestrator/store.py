@@ -1,0 +1,362 @@
+"""The durable job store: SQLite in WAL mode, every call on one dedicated thread.
+
+One thread owns the connection, so writes are serialised without locks and the
+event loop never blocks on disk. Callers batch related writes into one
+transaction (`save`), which is what makes hundreds of jobs a second affordable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge.models import Evaluation, Execution, Job, JobHistory, NodeState
+from edge.sqlite import SqliteThread
+
+from .errors import BadRequest, NotFound
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, namespace TEXT NOT NULL, type TEXT NOT NULL,
+    state TEXT NOT NULL, create_time INTEGER NOT NULL, modify_time INTEGER NOT NULL,
+    labels TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_name ON jobs(namespace, name);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(create_time);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS job_versions (
+    job_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (job_id, version)
+);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY, job_id TEXT NOT NULL, node_id TEXT NOT NULL, state INTEGER NOT NULL,
+    create_time INTEGER NOT NULL, modify_time INTEGER NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_job ON executions(job_id);
+CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, execution_id TEXT NOT NULL,
+    type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_job ON history(job_id, seq);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id TEXT PRIMARY KEY, job_id TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
+_ORDER_COLUMNS = {
+    "created_at": "create_time",
+    "create_time": "create_time",
+    "modified_at": "modify_time",
+    "modify_time": "modify_time",
+    "id": "id",
+    "name": "name",
+    "state": "state",
+    "": "create_time",
+}
+
+
+@dataclass
+class Batch:
+    """Everything one scheduling or update step changed, written in one transaction."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    new_versions: list[Job] = field(default_factory=list)
+    executions: dict[str, Execution] = field(default_factory=dict)
+    events: list[JobHistory] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.executions or self.events or self.evaluations)
+
+
+def _dump(model: Any, exclude: set[str] | None = None) -> str:
+    return str(model.model_dump_json(by_alias=True, exclude=exclude))
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sql = SqliteThread(path, _SCHEMA, "store")
+
+    async def open(self) -> None:
+        await self._sql.open()
+
+    async def close(self) -> None:
+        await self._sql.close()
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._sql.call(fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._sql.db
+
+    # -- writes -------------------------------------------------------------
+    async def save(self, batch: Batch) -> None:
+        """Serialise on the caller's thread (models are mutable), write on the store's."""
+        if batch:
+            await self._call(self._write, self._rows(batch))
+
+    @staticmethod
+    def _rows(batch: Batch) -> dict[str, list[tuple[Any, ...]]]:
+        return {
+            "jobs": [
+                (
+                    j.ID,
+                    j.Name,
+                    j.Namespace,
+                    j.Type.value,
+                    j.State.StateType.value,
+                    j.CreateTime,
+                    j.ModifyTime,
+                    json.dumps(j.Labels),
+                    _dump(j),
+                )
+                for j in batch.jobs.values()
+            ],
+            "versions": [(j.ID, j.Version, _dump(j, {"State"})) for j in batch.new_versions],
+            "executions": [
+                (
+                    e.ID,
+                    e.JobID,
+                    e.NodeID,
+                    int(e.ComputeState.StateType),
+                    e.CreateTime,
+                    e.ModifyTime,
+                    _dump(e, {"Job"}),
+                )
+                for e in batch.executions.values()
+            ],
+            "history": [
+                (h.JobID, h.ExecutionID, h.Type.value, h.Time, _dump(h, {"SeqNum"}))
+                for h in batch.events
+            ],
+            "evaluations": [(ev.ID, ev.JobID, _dump(ev)) for ev in batch.evaluations],
+        }
+
+    def _write(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        self._sql.transaction(lambda db: _write_rows(db, rows))
+
+    async def put_node(self, node: NodeState) -> None:
+        row = (node.node_id, _dump(node))
+        await self._call(
+            lambda: self.db.execute("INSERT OR REPLACE INTO nodes(id,data) VALUES(?,?)", row)
+        )
+
+    async def delete_node(self, node_id: str) -> None:
+        await self._call(lambda: self.db.execute("DELETE FROM nodes WHERE id=?", (node_id,)))
+
+    # -- reads --------------------------------------------------------------
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self._call(
+            lambda: self.db.execute("SELECT data FROM jobs WHERE id=?", (job_id,)).fetchone()
+        )
+        return Job.model_validate_json(row[0]) if row else None
+
+    async def find_by_name(self, namespace: str, name: str) -> Job | None:
+        row = await self._call(
+            lambda: self.db.execute(
+                "SELECT data FROM jobs WHERE namespace=? AND name=? "
+                "ORDER BY create_time DESC LIMIT 1",
+                (namespace, name),
+            ).fetchone()
+        )
+        return Job.model_validate_json(row[0]) if row else None
+
+    async def resolve_job(self, ref: str, namespace: str | None = None) -> Job:
+        """A job by exact ID, unique ID prefix or name, as Bacalhau addresses them."""
+        ref = ref.strip()
+        if not ref:
+            raise BadRequest("a job ID or name is required")
+        rows = await self._call(self._resolve_rows, ref, namespace)
+        if len(rows) == 1:
+            return Job.model_validate_json(rows[0][1])
+        if not rows:
+            raise NotFound(f"job {ref!r} not found: check the ID with `bacedge job list`")
+        ids = ", ".join(r[0] for r in rows[:5])
+        raise BadRequest(f"job reference {ref!r} is ambiguous ({ids}...): use more of the ID")
+
+    def _resolve_rows(self, ref: str, namespace: str | None) -> list[tuple[str, str]]:
+        db = self.db
+        row = db.execute("SELECT id, data FROM jobs WHERE id=?", (ref,)).fetchone()
+        if row:
+            return [row]
+        escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = db.execute(
+            "SELECT id, data FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 6", (escaped + "%",)
+        ).fetchall()
+        if rows:
+            return list(rows)
+        sql = "SELECT id, data FROM jobs WHERE name=?"
+        params: list[Any] = [ref]
+        if namespace:
+            sql += " AND namespace=?"
+            params.append(namespace)
+        rows = db.execute(sql + " ORDER BY create_time DESC LIMIT 6", params).fetchall()
+        # Several jobs with one name: the newest wins, as names are reused for reruns.
+        return list(rows[:1])
+
+    async def list_jobs(
+        self,
+        namespace: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        order_by: str = "",
+        reverse: bool = False,
+        labels: dict[str, str] | None = None,
+        states: Iterable[str] = (),
+    ) -> tuple[list[Job], bool]:
+        """A page of jobs (newest first by default) and whether more follow."""
+        column = _ORDER_COLUMNS.get(order_by.lower())
+        if column is None:
+            raise BadRequest(
+                f"cannot order jobs by {order_by!r}: use one of created_at, modified_at, id, "
+                "name, state"
+            )
+        where, params = ["1=1"], []
+        if namespace:
+            where.append("namespace=?")
+            params.append(namespace)
+        state_list = list(states)
+        if state_list:
+            where.append(f"state IN ({','.join('?' * len(state_list))})")
+            params.extend(state_list)
+        for key, value in (labels or {}).items():
+            where.append("json_extract(labels, ?) = ?")
+            params.extend([f'$."{key}"', value])
+        # Bacalhau lists newest first unless reversed.
+        direction = "ASC" if reverse else "DESC"
+        if column in ("id", "name", "state"):
+            direction = "DESC" if reverse else "ASC"
+        sql = (
+            f"SELECT data FROM jobs WHERE {' AND '.join(where)} "
+            f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?"
+        )
+        rows = await self._call(
+            lambda: self.db.execute(sql, [*params, limit + 1, offset]).fetchall()
+        )
+        jobs = [Job.model_validate_json(r[0]) for r in rows[:limit]]
+        return jobs, len(rows) > limit
+
+    async def job_versions(self, job_id: str) -> list[Job]:
+        rows = await self._call(
+            lambda: self.db.execute(
+                "SELECT data FROM job_versions WHERE job_id=? ORDER BY version", (job_id,)
+            ).fetchall()
+        )
+        return [Job.model_validate_json(r[0]) for r in rows]
+
+    async def executions(self, job_id: str) -> list[Execution]:
+        rows = await self._call(
+            lambda: self.db.execute(
+                "SELECT data FROM executions WHERE job_id=? ORDER BY create_time", (job_id,)
+            ).fetchall()
+        )
+        return [Execution.model_validate_json(r[0]) for r in rows]
+
+    async def get_execution(self, execution_id: str) -> Execution | None:
+        row = await self._call(
+            lambda: self.db.execute(
+                "SELECT data FROM executions WHERE id=?", (execution_id,)
+            ).fetchone()
+        )
+        return Execution.model_validate_json(row[0]) if row else None
+
+    async def history(
+        self, job_id: str, since: int = 0, event_type: str = "", execution_id: str = ""
+    ) -> list[JobHistory]:
+        where, params = ["job_id=?"], [job_id]
+        if execution_id:
+            where.append("execution_id=?")
+            params.append(execution_id)
+        kind = event_type.lower()
+        if kind in ("job", "joblevel"):
+            where.append("type='JobLevel'")
+        elif kind in ("execution", "executionlevel"):
+            where.append("type='ExecutionLevel'")
+        elif kind not in ("", "all"):
+            raise BadRequest(f"unknown event_type {event_type!r}: use all, job or execution")
+        sql = f"SELECT seq, data FROM history WHERE {' AND '.join(where)} ORDER BY seq"
+        rows = await self._call(lambda: self.db.execute(sql, params).fetchall())
+        out = []
+        for seq, data in rows:
+            item = JobHistory.model_validate_json(data)
+            item.SeqNum = seq
+            if since and _rfc3339_ns(item.Time) < since:
+                continue
+            out.append(item)
+        return out
+
+    async def nodes(self) -> list[NodeState]:
+        rows = await self._call(lambda: self.db.execute("SELECT data FROM nodes").fetchall())
+        return [NodeState.model_validate_json(r[0]) for r in rows]
+
+    async def active(self) -> tuple[list[Job], list[Execution]]:
+        """Jobs not yet terminal and all their executions: the scheduler's working set."""
+        return await self._call(self._active)
+
+    def _active(self) -> tuple[list[Job], list[Execution]]:
+        db = self.db
+        jobs = [
+            Job.model_validate_json(r[0])
+            for r in db.execute(
+                "SELECT data FROM jobs WHERE state NOT IN (?,?,?)", TERMINAL_JOB_STATES
+            )
+        ]
+        executions: list[Execution] = []
+        for job in jobs:
+            executions.extend(
+                Execution.model_validate_json(r[0])
+                for r in db.execute("SELECT data FROM executions WHERE job_id=?", (job.ID,))
+            )
+        return jobs, executions
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._call(
+            lambda: self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        )
+        return {state: n for state, n in rows}
+
+
+def _rfc3339_ns(text: str) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        return 0
+
+
+def _write_rows(db: sqlite3.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    db.executemany(
+        "INSERT INTO jobs(id,name,namespace,type,state,create_time,modify_time,labels,data)"
+        " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name,"
+        " state=excluded.state, modify_time=excluded.modify_time,"
+        " labels=excluded.labels, data=excluded.data",
+        rows["jobs"],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO job_versions(job_id,version,data) VALUES(?,?,?)", rows["versions"]
+    )
+    db.executemany(
+        "INSERT INTO executions(id,job_id,node_id,state,create_time,modify_time,data)"
+        " VALUES(?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET node_id=excluded.node_id,"
+        " state=excluded.state, modify_time=excluded.modify_time, data=excluded.data",
+        rows["executions"],
+    )
+    db.executemany(
+        "INSERT INTO history(job_id,execution_id,type,time,data) VALUES(?,?,?,?,?)",
+        rows["history"],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO evaluations(id,job_id,data) VALUES(?,?,?)", rows["evaluations"]
+    )

@@ -1,0 +1,139 @@
+"""Running the roles of one `bacedge serve` process, and stopping them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from edge import __version__
+from edge.compute.agent import ComputeNode
+from edge.config import Config
+from edge.models import NodeInfo
+from edge.orchestrator.api import Api
+from edge.orchestrator.service import Orchestrator
+from edge.orchestrator.store import Store
+from edge.transport.client import connect
+from edge.transport.server import EmbeddedNats
+
+log = logging.getLogger("bacedge")
+
+
+class StartupError(Exception):
+    """A role cannot start; the message says what to change."""
+
+
+@dataclass
+class Runtime:
+    config: Config
+    orchestrator: bool
+    compute: bool
+    nats: EmbeddedNats | None = None
+    store: Store | None = None
+    orch: Orchestrator | None = None
+    node: ComputeNode | None = None
+    _site_runner: web.AppRunner | None = None
+    _closers: list[Callable[[], Any]] = field(default_factory=list)
+    api_url: str = ""
+
+    @property
+    def token(self) -> str | None:
+        token = self.config.nats.token
+        return token.get_secret_value() if token else None
+
+    def nats_servers(self) -> list[str]:
+        if self.config.nats.servers:
+            return list(self.config.nats.servers)
+        if self.nats is not None:
+            return [self.nats.url]
+        return list(self.config.compute.orchestrators)
+
+    async def start(self) -> None:
+        if self.orchestrator:
+            await self._start_orchestrator()
+        if self.compute:
+            servers = self.nats_servers()
+            if not servers:
+                raise StartupError(
+                    "a compute-only node needs its orchestrator: pass --orchestrators "
+                    "nats://HOST:4222 or set [compute] orchestrators"
+                )
+            self.node = ComputeNode(self.config, servers, self.token)
+            await self.node.start()
+
+    async def _start_orchestrator(self) -> None:
+        cfg = self.config
+        if not cfg.nats.servers:
+            store_dir = cfg.nats.store_dir or cfg.data_dir / "nats"
+            self.nats = EmbeddedNats(cfg.nats.host, cfg.nats.port, store_dir, self.token)
+            await self.nats.start()
+        servers = self.nats_servers()
+        try:
+            nc = await connect(servers, "bacedge-orchestrator", self.token)
+        except Exception as exc:
+            raise StartupError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from None
+        self._closers.append(nc.close)
+        self.store = Store(cfg.data_dir / "orchestrator" / "state.db")
+        await self.store.open()
+        self.orch = Orchestrator(cfg, self.store, nc)
+        await self.orch.start()
+        api = Api(self.orch, cfg, self.node_info)
+        self._site_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        await self._site_runner.setup()
+        site = web.TCPSite(self._site_runner, cfg.api.host, cfg.api.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {cfg.api.host}:{cfg.api.port}: {exc.strerror}; "
+                "choose another port with --api-port"
+            ) from None
+        host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
+        self.api_url = f"http://{host}:{cfg.api.port}"
+
+    def node_info(self) -> NodeInfo:
+        if self.node is not None:
+            info = self.node.info.model_copy()
+            info.NodeType = "Hybrid" if self.orchestrator else "Compute"
+            return info
+        return NodeInfo(
+            NodeID="orchestrator",
+            NodeType="Requester",
+            Labels=dict(self.config.node.labels),
+            BacalhauVersion={"GitVersion": f"v{__version__}", "Product": "bacedge"},
+        )
+
+    async def stop(self) -> None:
+        if self.node is not None:
+            await self.node.stop()
+        if self._site_runner is not None:
+            await self._site_runner.cleanup()
+        if self.orch is not None:
+            await self.orch.stop()
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await close()
+        if self.store is not None:
+            await self.store.close()
+        if self.nats is not None:
+            await self.nats.stop()
+
+
+async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await runtime.start()
+        on_ready(runtime)
+        await stop.wait()
+    finally:
+        await runtime.stop()

@@ -1,0 +1,61 @@
+"""SQLite owned by one dedicated thread: serialised writes, a free event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SqliteThread:
+    """A WAL-mode connection that every call reaches through the same thread."""
+
+    def __init__(self, path: Path, schema: str, name: str) -> None:
+        self.path = path
+        self.schema = schema
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self.call(self._open)
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode never corrupts; a power cut can lose the last commits,
+        # which compute nodes replay from their ledgers.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(self.schema)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self.call(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, f"{self.path} is not open"
+        return self._db
+
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one transaction (call it on the owning thread)."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            result = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result

@@ -1,0 +1,124 @@
+"""Input type "inline": the data travels in the job spec as a `data:` URI (RFC 2397).
+
+As in Bacalhau, `application/gzip` data is a tarball unpacked into a directory (that is how
+its CLI ships a local directory or a file over 512 bytes); anything else is one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import os
+import posixpath
+import tarfile
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+from edge.executors.base import MountedInput
+from edge.models import InputSource
+
+from .base import InputError, StoragePolicy
+
+GZIP_TYPES = ("application/gzip", "application/x-gzip")
+
+
+def decode_data_uri(uri: str) -> tuple[str, bytes]:
+    """(media type, bytes) of a `data:` URI; ValueError says what is wrong with it."""
+    text = uri.strip()
+    if text[:5].lower() != "data:":
+        raise ValueError("it does not start with 'data:'")
+    header, comma, payload = text[5:].partition(",")
+    if not comma:
+        raise ValueError("it has no ',' before the data")
+    parts = [p.strip() for p in header.split(";")]
+    media_type = parts[0].lower() or "text/plain"
+    if any(p.lower() == "base64" for p in parts[1:]):
+        compact = "".join(unquote_to_bytes(payload).decode("ascii", "replace").split())
+        compact = compact.replace("-", "+").replace("_", "/")  # accept base64url too
+        try:
+            return media_type, base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("its base64 data is malformed") from None
+    return media_type, unquote_to_bytes(payload)
+
+
+def _file_name(source: InputSource) -> str:
+    for candidate in (posixpath.basename(source.Target.rstrip("/")), source.Alias):
+        name = candidate.strip().replace("/", "_")
+        if name and name not in (".", ".."):
+            return name
+    return "inline"
+
+
+def _unpack(data: bytes, dest: Path) -> None:
+    """Unpacks a gzip tarball, refusing members that would land outside `dest`."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        members = archive.getmembers()
+        for member in members:
+            path = os.path.normpath(member.name)
+            unsafe = os.path.isabs(path) or path == ".." or path.startswith("../")
+            if unsafe or not (member.isfile() or member.isdir()):
+                raise InputError(
+                    f"inline tarball member {member.name!r} is not a plain file or directory "
+                    "inside the archive: pack only regular files with relative paths"
+                )
+        if hasattr(tarfile, "data_filter"):  # 3.10.12+/3.11.4+: the filter checks again
+            archive.extractall(dest, members=members, filter="data")
+        else:
+            archive.extractall(dest, members=members)
+
+
+class InlineProvider:
+    """Writes the decoded data into the staging directory."""
+
+    types: tuple[str, ...] = ("inline",)
+
+    def problems(self, source: InputSource, policy: StoragePolicy) -> list[str]:
+        try:
+            _, data = decode_data_uri(str(source.Source.param("URL") or ""))
+        except ValueError as exc:
+            return [_bad_uri(source, exc)]
+        if len(data) > policy.max_download_bytes:
+            return [_too_big(source, len(data), policy)]
+        return []
+
+    async def prepare(
+        self, source: InputSource, staging: Path, policy: StoragePolicy
+    ) -> MountedInput:
+        try:
+            media_type, data = decode_data_uri(str(source.Source.param("URL") or ""))
+        except ValueError as exc:
+            raise InputError(_bad_uri(source, exc)) from None
+        if len(data) > policy.max_download_bytes:
+            raise InputError(_too_big(source, len(data), policy))
+        staging.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="inline-", dir=staging))
+        if media_type in GZIP_TYPES:
+            try:
+                await asyncio.to_thread(_unpack, data, folder)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise InputError(
+                    f"inline input for {source.Target or source.Alias} is not a valid gzip "
+                    f"tarball ({exc}): send a .tar.gz or another media type"
+                ) from None
+            return MountedInput(host_path=folder, target=source.Target)
+        path = folder / _file_name(source)
+        await asyncio.to_thread(path.write_bytes, data)
+        return MountedInput(host_path=path, target=source.Target)
+
+
+def _bad_uri(source: InputSource, exc: ValueError) -> str:
+    return (
+        f"inline input for {source.Target or source.Alias or '?'} has an invalid URL ({exc}): "
+        "set Source.Params.URL to a data: URI such as data:;base64,aGVsbG8="
+    )
+
+
+def _too_big(source: InputSource, size: int, policy: StoragePolicy) -> str:
+    return (
+        f"inline input for {source.Target or source.Alias} is {size} bytes, over this node's "
+        f"limit of {policy.max_download_bytes}: use a urlDownload or s3 input instead"
+    )

@@ -1,0 +1,1 @@
+"""NATS: subjects, message envelopes, the client wrapper and the embedded server."""

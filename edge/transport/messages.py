@@ -1,0 +1,119 @@
+"""Messages exchanged over NATS between orchestrator and compute nodes (JSON)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import Field
+
+from edge.models import (
+    ComputeStateType,
+    Execution,
+    NodeInfo,
+    NodeMembership,
+    Resources,
+    RunOutput,
+    SpecConfig,
+    WireModel,
+)
+
+M = TypeVar("M", bound=WireModel)
+
+
+def encode(message: WireModel) -> bytes:
+    return message.model_dump_json(by_alias=True).encode()
+
+
+def decode(kind: type[M], data: bytes) -> M:
+    return kind.model_validate_json(data)
+
+
+class HandshakeReply(WireModel):
+    Accepted: bool = True
+    Reason: str = ""
+    Membership: NodeMembership = NodeMembership.APPROVED
+    HeartbeatInterval: float = 15.0
+    # Executions the orchestrator believes run on this node; the node reconciles.
+    ActiveExecutions: list[str] = Field(default_factory=list)
+
+
+class Heartbeat(WireModel):
+    NodeID: str
+    Sequence: int = 0
+    AvailableCapacity: Resources = Field(default_factory=Resources)
+    RunningExecutions: int = 0
+    EnqueuedExecutions: int = 0
+
+
+class OfferBatch(WireModel):
+    Executions: list[Execution] = Field(default_factory=list)
+
+
+class OfferResult(WireModel):
+    ExecutionID: str
+    Accepted: bool
+    Reason: str = ""
+
+
+class OfferReply(WireModel):
+    Results: list[OfferResult] = Field(default_factory=list)
+
+
+_RunOutput = RunOutput  # field names equal type names on the wire
+
+
+class ExecutionUpdate(WireModel):
+    """One state change of an execution as the node saw it; Sequence orders per node."""
+
+    Sequence: int = 0
+    ExecutionID: str
+    JobID: str
+    NodeID: str
+    State: ComputeStateType
+    Message: str = ""
+    Details: dict[str, str] = Field(default_factory=dict)
+    RunOutput: _RunOutput | None = None
+    PublishedResult: SpecConfig | None = None
+    Time: int = 0
+
+
+class UpdateBatch(WireModel):
+    NodeID: str
+    Updates: list[ExecutionUpdate] = Field(default_factory=list)
+
+
+class UpdateAck(WireModel):
+    Sequences: list[int] = Field(default_factory=list)
+
+
+class CancelRequest(WireModel):
+    ExecutionIDs: list[str] = Field(default_factory=list)
+    Reason: str = ""
+
+
+class CancelReply(WireModel):
+    Cancelled: list[str] = Field(default_factory=list)
+
+
+class LogRequest(WireModel):
+    ExecutionID: str
+    Subject: str
+    Follow: bool = False
+    Tail: int = 0  # lines from the end; 0 means all
+
+
+class LogReply(WireModel):
+    OK: bool = True
+    Error: str = ""
+
+
+class LogFrame(WireModel):
+    """One or more lines, or the end of the stream (EOF) with an optional error."""
+
+    Lines: list[tuple[int, str]] = Field(default_factory=list)
+    EOF: bool = False
+    Error: str = ""
+
+
+def node_info_of(data: Any) -> NodeInfo:
+    return NodeInfo.model_validate(data)

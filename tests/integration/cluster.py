@@ -1,0 +1,216 @@
+"""Real bacedge processes for integration tests: orchestrator, compute nodes, NATS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BACEDGE = [sys.executable, "-m", "edge.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns a truthy value; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Proc:
+    name: str
+    args: list[str]
+    log: Path
+    env: dict[str, str]
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            [*BACEDGE, *self.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to clean up."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class Cluster:
+    root: Path
+    api_port: int = field(default_factory=free_port)
+    nats_port: int = field(default_factory=free_port)
+    procs: list[Proc] = field(default_factory=list)
+    heartbeat: float = 1.0
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def nats(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
+        env.update(
+            {
+                "HOME": str(self.root / "home"),
+                "BACEDGE_API": self.api,
+                "BACEDGE_LOG_FORMAT": "text",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def orchestrator(self, compute: bool = False, *extra: str, **env: str) -> Proc:
+        args = [
+            "serve",
+            "--orchestrator",
+            "--data-dir",
+            str(self.root / "orchestrator"),
+            "--api-port",
+            str(self.api_port),
+            "--nats-port",
+            str(self.nats_port),
+            "--heartbeat-interval",
+            str(self.heartbeat),
+            *extra,
+        ]
+        if compute:
+            args.insert(2, "--compute")
+        proc = Proc(
+            "orchestrator",
+            args,
+            self.root / "logs" / "orchestrator.log",
+            self.env(BACEDGE_ORCHESTRATOR_NODE_HEARTBEAT_TIMEOUT=str(self.heartbeat * 4), **env),
+        ).start()
+        self.procs.append(proc)
+        self.wait_api(proc)
+        return proc
+
+    def compute(self, name: str, *extra: str, **env: str) -> Proc:
+        args = [
+            "serve",
+            "--compute",
+            "--data-dir",
+            str(self.root / name),
+            "--orchestrators",
+            self.nats,
+            "--name",
+            name,
+            "--heartbeat-interval",
+            str(self.heartbeat),
+            *extra,
+        ]
+        proc = Proc(name, args, self.root / "logs" / f"{name}.log", self.env(**env)).start()
+        self.procs.append(proc)
+        return proc
+
+    def wait_api(self, proc: Proc, timeout: float = 30.0) -> None:
+        def up() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"{proc.name} exited:\n{proc.output()[-3000:]}")
+            return httpx.get(f"{self.api}/api/v1/agent/alive", timeout=1).status_code == 200
+
+        wait_until(up, timeout, "the orchestrator API")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.api}/api/v1/orchestrator/nodes", timeout=5).json()
+        return list(body["Nodes"])
+
+    def wait_nodes(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        def connected() -> list[dict[str, Any]]:
+            nodes = [n for n in self.nodes() if n["ConnectionState"]["Status"] == "CONNECTED"]
+            return nodes if len(nodes) >= count else []
+
+        return list(wait_until(connected, timeout, f"{count} connected node(s)"))
+
+    def submit(self, job: dict[str, Any]) -> str:
+        response = httpx.put(f"{self.api}/api/v1/orchestrator/jobs", json={"Job": job}, timeout=10)
+        assert response.status_code == 200, response.text
+        return str(response.json()["JobID"])
+
+    def job(self, job_id: str, include: str = "executions") -> dict[str, Any]:
+        response = httpx.get(
+            f"{self.api}/api/v1/orchestrator/jobs/{job_id}", params={"include": include}, timeout=5
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_state(self, job_id: str, *states: str, timeout: float = 60.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            body = self.job(job_id)
+            return body if body["Job"]["State"]["StateType"] in states else None
+
+        return dict(wait_until(reached, timeout, f"job {job_id} to reach {states}"))
+
+    def cli(
+        self, *args: str, input: str | None = None, timeout: float = 60.0, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*BACEDGE, *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            env=self.env(),
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"bacedge {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.output()[-4000:]}" for p in self.procs)

@@ -1,0 +1,117 @@
+"""A real orchestrator and real compute node processes over a real nats-server."""
+
+from __future__ import annotations
+
+import httpx
+
+from .cluster import Cluster, wait_until
+
+API = "/api/v1/orchestrator"
+
+
+def noop_job(name: str = "noop", count: int = 1, **params: object) -> dict[str, object]:
+    return {
+        "Name": name,
+        "Type": "batch",
+        "Count": count,
+        "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": params}}],
+    }
+
+
+def test_jobs_spread_over_two_compute_nodes_and_complete(cluster: Cluster) -> None:
+    cluster.orchestrator()
+    cluster.compute("edge-a", "--engines", "noop")
+    cluster.compute("edge-b", "--engines", "noop")
+    nodes = cluster.wait_nodes(2)
+    assert {n["Info"]["Labels"]["name"] for n in nodes} == {"edge-a", "edge-b"}
+
+    job_id = cluster.submit(noop_job(count=4, Stdout="hello\n"))
+    body = cluster.wait_state(job_id, "Completed")
+    executions = body["Executions"]
+    assert len(executions) == 4
+    assert sorted(e["PartitionIndex"] for e in executions) == [0, 1, 2, 3]
+    assert {e["ComputeState"]["StateType"] for e in executions} == {9}
+    assert all(e["RunOutput"]["Stdout"] == "hello\n" for e in executions)
+    assert len({e["NodeID"] for e in executions}) == 2  # placed on both nodes
+
+    history = httpx.get(f"{cluster.api}{API}/jobs/{job_id}/history").json()["Items"]
+    topics = [h["Event"]["Topic"] for h in history]
+    assert topics[0] == "Submission"
+    assert history[-1]["JobState"]["New"] == "Completed"
+
+
+def test_failed_execution_is_retried_on_another_node(cluster: Cluster) -> None:
+    cluster.orchestrator()
+    cluster.compute("edge-a", "--engines", "noop")
+    cluster.compute("edge-b", "--engines", "noop")
+    cluster.wait_nodes(2)
+    job_id = cluster.submit(noop_job(ExitCode=2))
+    body = cluster.wait_state(job_id, "Failed")
+    executions = body["Executions"]
+    assert len(executions) == 2, executions
+    assert len({e["NodeID"] for e in executions}) == 2
+    assert all(e["RunOutput"]["ExitCode"] == 2 for e in executions)
+    assert "exited with code 2" in body["Job"]["State"]["Message"]
+
+
+def test_stop_cancels_a_running_execution(cluster: Cluster) -> None:
+    cluster.orchestrator(True, "--engines", "noop")
+    cluster.wait_nodes(1)
+    job_id = cluster.submit(noop_job(SleepSeconds=600))
+
+    def running() -> bool:
+        executions = cluster.job(job_id)["Executions"]
+        return bool(executions) and executions[0]["ComputeState"]["StateType"] == 6
+
+    wait_until(running, 30, "the execution to run")
+    response = httpx.delete(f"{cluster.api}{API}/jobs/{job_id}", params={"reason": "enough"})
+    assert response.status_code == 200
+    body = cluster.wait_state(job_id, "Stopped")
+    assert body["Executions"][0]["ComputeState"]["StateType"] == 11
+    assert body["Executions"][0]["DesiredState"]["StateType"] == 2
+
+
+def test_compute_crash_mid_execution_does_not_leave_job_running(cluster: Cluster) -> None:
+    cluster.orchestrator()
+    edge = cluster.compute("edge-a", "--engines", "noop")
+    cluster.wait_nodes(1)
+    job_id = cluster.submit(noop_job(SleepSeconds=600))
+
+    def running() -> bool:
+        executions = cluster.job(job_id)["Executions"]
+        return bool(executions) and executions[0]["ComputeState"]["StateType"] == 6
+
+    wait_until(running, 30, "the execution to run")
+    edge.kill()
+    body = cluster.wait_state(job_id, "Failed", timeout=60)
+    message = body["Executions"][0]["ComputeState"]["Message"]
+    assert "lost contact" in message
+
+
+def test_restarted_node_keeps_its_id_and_reports_interrupted_work(cluster: Cluster) -> None:
+    cluster.orchestrator()
+    edge = cluster.compute("edge-a", "--engines", "noop")
+    first = cluster.wait_nodes(1)[0]["Info"]["NodeID"]
+    job_id = cluster.submit(noop_job(SleepSeconds=600))
+    wait_until(lambda: cluster.job(job_id)["Executions"], 30, "placement")
+    edge.kill()
+    cluster.compute("edge-a", "--engines", "noop")
+    nodes = cluster.wait_nodes(1)
+    assert [n["Info"]["NodeID"] for n in nodes] == [first]
+    body = cluster.wait_state(job_id, "Failed", timeout=60)
+    assert "restarted" in body["Executions"][0]["ComputeState"]["Message"]
+
+
+def test_orchestrator_restart_keeps_jobs_and_history(cluster: Cluster) -> None:
+    orchestrator = cluster.orchestrator(True, "--engines", "noop")
+    cluster.wait_nodes(1)
+    job_id = cluster.submit(noop_job(name="durable"))
+    cluster.wait_state(job_id, "Completed")
+    orchestrator.stop()
+    cluster.orchestrator(True, "--engines", "noop")
+    body = cluster.job(job_id, include="history,executions")
+    assert body["Job"]["Name"] == "durable"
+    assert body["Job"]["State"]["StateType"] == "Completed"
+    assert body["History"]
+    by_name = cluster.job("durable")
+    assert by_name["Job"]["ID"] == job_id

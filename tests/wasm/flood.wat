@@ -1,0 +1,20 @@
+;; Writes 1 MiB of "x" to stdout and 1 MiB of "y" to stderr, in 4 KiB writes.
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $fill (param $at i32) (param $byte i32)
+    (memory.fill (local.get $at) (local.get $byte) (i32.const 4096)))
+  (func $flood (param $fd i32) (param $at i32) (local $i i32)
+    (i32.store (i32.const 0) (local.get $at))
+    (i32.store (i32.const 4) (i32.const 4096))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+      (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l))))
+  (func (export "_start")
+    (call $fill (i32.const 4096) (i32.const 120))
+    (call $fill (i32.const 8192) (i32.const 121))
+    (call $flood (i32.const 1) (i32.const 4096))
+    (call $flood (i32.const 2) (i32.const 8192)))
+)
