@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cluster, describe, percentile, rss_mb  # noqa: E402
+from common import cluster, describe, percentile, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = "/api/v1/orchestrator/jobs"
@@ -27,20 +27,32 @@ JOBS = "/api/v1/orchestrator/jobs"
 def build_hello() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "hello.wasm"
-        subprocess.run(["wat2wasm", str(ROOT / "tests/wasm/hello.wat"), "-o", str(out)],
-                       check=True)
+        subprocess.run(["wat2wasm", str(ROOT / "tests/wasm/hello.wat"), "-o", str(out)], check=True)
         return out.read_bytes()
 
 
 def wasm_job(module: bytes) -> dict[str, object]:
     uri = "data:application/wasm;base64," + base64.b64encode(module).decode()
-    return {"Job": {"Type": "batch", "Tasks": [{
-        "Name": "main",
-        "Engine": {"Type": "wasm", "Params": {"EntryModule": "main.wasm",
-                                              "Parameters": ["bench"]}},
-        "InputSources": [{"Source": {"Type": "inline", "Params": {"URL": uri}},
-                          "Target": "/main.wasm"}],
-    }]}}
+    return {
+        "Job": {
+            "Type": "batch",
+            "Tasks": [
+                {
+                    "Name": "main",
+                    "Engine": {
+                        "Type": "wasm",
+                        "Params": {"EntryModule": "main.wasm", "Parameters": ["bench"]},
+                    },
+                    "InputSources": [
+                        {
+                            "Source": {"Type": "inline", "Params": {"URL": uri}},
+                            "Target": "/main.wasm",
+                        }
+                    ],
+                }
+            ],
+        }
+    }
 
 
 def wait_done(client: httpx.Client, job_id: str) -> str:
@@ -70,12 +82,12 @@ def bench_wasm_api(api: str, module: bytes, count: int) -> list[float]:
 async def bench_wasm_direct(module: bytes, count: int) -> list[float]:
     import wasmer_sdk
 
-    wasmer = wasmer_sdk.Wasmer()
+    wasmer = wasmer_sdk.Wasmer(cache_root=tempfile.mkdtemp(prefix="bench-wasmer-"))
     package = await wasmer.packages.load(module)
     out = []
     for i in range(count + 10):
         start = time.perf_counter()
-        sandbox = await wasmer.sandboxes.create()
+        sandbox = await wasmer.sandboxes.create(packages=[package])
         try:
             result = await sandbox.command(package, ["bench"]).run(check=False)
         finally:
@@ -91,8 +103,9 @@ def bench_noop(api: str, count: int, concurrency: int = 64) -> tuple[float, floa
     body = {"Job": {"Type": "batch", "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}}
 
     async def submit_all() -> float:
-        async with httpx.AsyncClient(base_url=api, timeout=60,
-                                     limits=httpx.Limits(max_connections=concurrency)) as client:
+        async with httpx.AsyncClient(
+            base_url=api, timeout=60, limits=httpx.Limits(max_connections=concurrency)
+        ) as client:
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(count):
                 queue.put_nowait(i)
@@ -111,8 +124,9 @@ def bench_noop(api: str, count: int, concurrency: int = 64) -> tuple[float, floa
     submitted = time.perf_counter()
     with httpx.Client(base_url=api, timeout=30) as client:
         while True:
-            items = client.get(JOBS, params={"state": "Pending,Queued,Running",
-                                             "limit": 1}).json()["Items"]
+            items = client.get(JOBS, params={"state": "Pending,Queued,Running", "limit": 1}).json()[
+                "Items"
+            ]
             if not items:
                 break
             time.sleep(0.02)
@@ -147,9 +161,11 @@ def main() -> None:
         with cluster(computes, engines="noop") as c:
             rate, submit_rate = bench_noop(c.api, args.noop_jobs)
             total_rss = sum(rss_mb(p.pid) for p in c.procs)
-        print(f"  {computes:2d} compute node(s): {rate:7.1f} jobs/s completed "
-              f"(submission alone {submit_rate:.0f}/s), {args.noop_jobs} jobs, "
-              f"all processes RSS {total_rss:.0f} MiB   target >= 300 jobs/s")
+        print(
+            f"  {computes:2d} compute node(s): {rate:7.1f} jobs/s completed "
+            f"(submission alone {submit_rate:.0f}/s), {args.noop_jobs} jobs, "
+            f"all processes RSS {total_rss:.0f} MiB   target >= 300 jobs/s"
+        )
 
 
 if __name__ == "__main__":

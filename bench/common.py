@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +36,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def describe(values_s: list[float]) -> str:
     ms = [v * 1000 for v in values_s]
-    return (f"p50 {percentile(ms, 50):7.2f} ms  p99 {percentile(ms, 99):7.2f} ms  "
-            f"mean {statistics.fmean(ms):7.2f} ms  n={len(ms)}")
+    return (
+        f"p50 {percentile(ms, 50):7.2f} ms  p99 {percentile(ms, 99):7.2f} ms  "
+        f"mean {statistics.fmean(ms):7.2f} ms  n={len(ms)}"
+    )
 
 
 def rss_mb(pid: int) -> float:
@@ -45,10 +47,8 @@ def rss_mb(pid: int) -> float:
     proc = psutil.Process(pid)
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
-        try:
+        with suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total / 2**20
 
 
@@ -67,24 +67,51 @@ class BenchCluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
         env["BACEDGE_LOG_LEVEL"] = "warning"
         log = (self.root / f"proc{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([*BACEDGE, *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            [*BACEDGE, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=ROOT,
+        )
         self.procs.append(proc)
         return proc
 
     def start(self, computes: int, engines: str) -> None:
-        common = ["--api-port", str(self.api_port), "--nats-port", str(self.nats_port),
-                  "--engines", engines]
+        common = [
+            "--api-port",
+            str(self.api_port),
+            "--nats-port",
+            str(self.nats_port),
+            "--engines",
+            engines,
+        ]
         if computes == 1:
-            self._spawn("serve", "--orchestrator", "--compute", "--data-dir",
-                        str(self.root / "single"), *common)
+            self._spawn(
+                "serve",
+                "--orchestrator",
+                "--compute",
+                "--data-dir",
+                str(self.root / "single"),
+                *common,
+            )
         else:
             self._spawn("serve", "--orchestrator", "--data-dir", str(self.root / "orch"), *common)
         self.wait(lambda: httpx.get(f"{self.api}/api/v1/agent/alive").status_code == 200)
         for i in range(computes if computes > 1 else 0):
-            self._spawn("serve", "--compute", "--data-dir", str(self.root / f"c{i}"),
-                        "--orchestrators", f"nats://127.0.0.1:{self.nats_port}",
-                        "--engines", engines, "--name", f"c{i}")
+            self._spawn(
+                "serve",
+                "--compute",
+                "--data-dir",
+                str(self.root / f"c{i}"),
+                "--orchestrators",
+                f"nats://127.0.0.1:{self.nats_port}",
+                "--engines",
+                engines,
+                "--name",
+                f"c{i}",
+            )
 
         def connected() -> bool:
             nodes = httpx.get(f"{self.api}/api/v1/orchestrator/nodes").json()["Nodes"]

@@ -41,14 +41,23 @@ def parse_spec_text(text: str, source: str = "job spec") -> dict[str, Any]:
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise SpecError([f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}"]) from None
+        raise SpecError(
+            [f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError([f"{source}: invalid YAML{where}: {problem}"]) from None
+    if data is None:
+        raise SpecError([f"{source}: empty, expected a job spec"])
     if not isinstance(data, dict):
-        raise SpecError([f"{source}: expected a job (a mapping of Name, Type, Tasks...)"])
+        raise SpecError(
+            [
+                f"{source}: expected a job spec (a mapping with Name, Type, Tasks...), "
+                f"found a {type(data).__name__}"
+            ]
+        )
     return unwrap_job(data)
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 from pydantic import ValidationError
 
 from edge.cli.output import OUTPUT_FORMATS, dump
 from edge.client import DEFAULT_API, ApiClient, ApiError, ClientError
+from edge.jobspec import SpecError, parse_spec_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -220,17 +220,6 @@ def read_spec(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise click.ClickException(f"{where}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)  # YAML 1.1 is a superset of JSON for job specs
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise click.ClickException(f"{where}: invalid YAML/JSON{at}: {problem}") from None
-    if data is None:
-        raise click.ClickException(f"{where}: empty file, expected a job spec")
-    if not isinstance(data, Mapping):
-        raise click.ClickException(
-            f"{where}: expected a job spec (a mapping with Name, Type, Tasks...), "
-            f"found a {type(data).__name__}"
-        )
-    return dict(data)
+        return parse_spec_text(text, where)
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from None

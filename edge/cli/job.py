@@ -413,12 +413,8 @@ def rerun(client: ApiClient, job_id: str) -> None:
 @click.argument("file", metavar="FILE|-")
 def validate(file: str) -> None:
     """Check a job spec locally, without an orchestrator; exit code 1 if it has problems."""
-    try:
-        from edge.jobspec import validate_job_spec
-    except ModuleNotFoundError as exc:
-        if exc.name != "edge.jobspec":
-            raise
-        raise click.ClickException("job validation is not available in this build") from None
+    from edge.jobspec import validate_job_spec
+
     spec = read_spec(file)
     problems = validate_job_spec(spec)
     where = "stdin" if file == "-" else file

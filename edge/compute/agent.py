@@ -17,7 +17,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from edge import __version__
-from edge.config import Config
+from edge.config import Config, ConfigError
 from edge.executors import build_executors
 from edge.executors.base import Executor
 from edge.models import (
@@ -114,7 +114,12 @@ class ComputeNode:
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         await self.ledger.open()
-        self.executors = build_executors(self.cfg.engines)
+        try:
+            self.executors = build_executors(
+                self.cfg.engines, {"wasm": {"cache_dir": self.root / "wasmer"}}
+            )
+        except ValueError as exc:
+            raise ConfigError(f"compute.engines: {exc}") from None
         self.providers = build_input_providers()
         total, machine = await asyncio.to_thread(inventory.machine, self.root)
         self.capacity = self._capacity(total)

@@ -8,6 +8,8 @@ from edge.executors.base import Executor
 from edge.models import Execution, NetworkType, ResourceError, Resources
 from edge.storage.base import InputProvider, StoragePolicy
 
+from .runner import task_inputs
+
 PUBLISHERS = ("", "local", "noop")
 _NETWORKED = (NetworkType.HOST, NetworkType.FULL, NetworkType.HTTP, NetworkType.BRIDGE)
 
@@ -30,7 +32,7 @@ def refusal(
     problems = executor.problems(task)
     if problems:
         return "; ".join(problems)
-    for source in task.InputSources:
+    for source in task_inputs(task):
         provider = providers.get(source.Source.Type)
         if provider is None:
             return f"input source type {source.Source.Type!r} is not supported on this node"

@@ -14,7 +14,8 @@ from edge.executors.base import (
     ExecutorError,
     ResultDir,
 )
-from edge.models import ComputeStateType, Execution, RunOutput, SpecConfig
+from edge.executors.wasm import entry_module_input
+from edge.models import ComputeStateType, Execution, InputSource, RunOutput, SpecConfig, Task
 from edge.storage import prepare_inputs
 from edge.storage.base import InputError, InputProvider, StoragePolicy
 
@@ -30,6 +31,12 @@ class Outcome:
     output: RunOutput | None = None
     published: SpecConfig | None = None
     details: dict[str, str] = field(default_factory=dict)
+
+
+def task_inputs(task: Task) -> list[InputSource]:
+    """The task's input sources, plus a legacy object-form wasm EntryModule."""
+    legacy = entry_module_input(task) if task.Engine.Type == "wasm" else None
+    return [*task.InputSources, legacy] if legacy is not None else list(task.InputSources)
 
 
 def task_env(execution: Execution, node_id: str, partitions: int) -> dict[str, str]:
@@ -70,7 +77,7 @@ async def run_execution(
     staging = workdir / "inputs"
     staging.mkdir(parents=True, exist_ok=True)
     try:
-        inputs = await prepare_inputs(task.InputSources, staging, policy, providers)
+        inputs = await prepare_inputs(task_inputs(task), staging, policy, providers)
     except InputError as exc:
         return Outcome(
             ComputeStateType.FAILED, f"input: {exc}", RunOutput(ErrorMsg=str(exc), ExitCode=-1)

@@ -85,7 +85,7 @@ def parse_spec(task: Task) -> WasmSpec:
                 f"wasm EntryModule object is not an input source ({exc.error_count()} errors): "
                 "set EntryModule to the module's path, e.g. /main.wasm"
             ) from None
-        raw = legacy.Target or legacy.Alias
+        raw = legacy.Target or legacy.Alias or "main.wasm"
     if not isinstance(raw, str) or not raw.strip():
         raise ExecutorError(
             "wasm task has no EntryModule: set Engine.Params.EntryModule to the path of the "

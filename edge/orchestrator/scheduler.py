@@ -20,7 +20,7 @@ Ranker = Callable[[Job, Resources, LiveNode], float]
 def _engine(job: Job, _need: Resources, node: LiveNode) -> str | None:
     engine = job.task.Engine.Type
     if engine not in node.state.Info.ComputeNodeInfo.ExecutionEngines:
-        return f"does not run {engine!r} tasks"
+        return f"do not run {engine!r} tasks"
     return None
 
 
@@ -54,13 +54,20 @@ def _constraints(job: Job, _need: Resources, node: LiveNode) -> str | None:
     for constraint in job.Constraints:
         if not constraint_matches(constraint, labels):
             wanted = ",".join(constraint.Values)
-            return f"labels do not match {constraint.Key} {constraint.Operator} {wanted}"
+            return f"have labels that do not match {constraint.Key} {constraint.Operator} {wanted}"
+    return None
+
+
+def _size(_job: Job, need: Resources, node: LiveNode) -> str | None:
+    total = node.state.Info.ComputeNodeInfo.MaxCapacity
+    if not need.fits_in(total):
+        return "are too small for the task (even when idle)"
     return None
 
 
 def _capacity(_job: Job, need: Resources, node: LiveNode) -> str | None:
     if not need.fits_in(node.free()):
-        return "has not enough free capacity"
+        return "have not enough free capacity now"
     return None
 
 
@@ -68,7 +75,7 @@ def _least_loaded(_job: Job, need: Resources, node: LiveNode) -> float:
     return -float(len(node.active))
 
 
-FILTERS: list[Filter] = [_engine, _constraints, _capacity]
+FILTERS: list[Filter] = [_engine, _constraints, _size, _capacity]
 RANKERS: list[Ranker] = [_least_loaded]
 
 

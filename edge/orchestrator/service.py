@@ -252,10 +252,12 @@ class Orchestrator:
 
     async def _update(self, current: Job, spec: Job, force: bool) -> tuple[Job, str, list[str]]:
         fields = ("Type", "Count", "Priority", "Constraints", "Labels", "Meta", "Tasks")
-        if not force and all(getattr(current, f) == getattr(spec, f) for f in fields):
+        unchanged = all(getattr(current, f) == getattr(spec, f) for f in fields)
+        if unchanged and not force and not current.State.StateType.terminal:
             raise BadRequest(
-                f"job {current.Name!r} ({current.ID}) already has this spec: pass --force "
-                "(Force: true) to run it again, or use `bacedge job rerun`"
+                f"job {current.Name!r} ({current.ID}) is already "
+                f"{current.State.StateType.value.lower()} with this spec: "
+                "pass --force (Force: true) to restart it"
             )
         batch = Batch()
         version = current.Version + 1
@@ -483,7 +485,7 @@ class Orchestrator:
                 why = explain(
                     {
                         **placement.reasons,
-                        **{k: f"rejected the job ({v})" for k, v in rejected.items()},
+                        **{k: f"refused the job ({v})" for k, v in rejected.items()},
                     },
                     len(nodes),
                 )
@@ -505,7 +507,7 @@ class Orchestrator:
         """Whether waiting can help: no node yet, or nodes that are only busy."""
         if not nodes:
             return True
-        return "capacity" in reason and not rejected
+        return "free capacity" in reason and not rejected
 
     def _queue_or_fail(self, job: Job, reason: str, batch: Batch, capacity_only: bool) -> None:
         timeout = job.task.Timeouts.QueueTimeout

@@ -300,12 +300,12 @@ def test_malformed_yaml_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"Error: {spec}: invalid YAML/JSON at line 2")
+    assert lines[0].startswith(f"Error: {spec}: invalid YAML at line 2")
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("", "empty file"), ("- a\n- b\n", "found a list"), ("{]", "invalid YAML/JSON")],
+    [("", "empty, expected a job spec"), ("- a\n- b\n", "found a list"), ("{]", "invalid JSON")],
 )
 def test_spec_files_that_are_not_specs(tmp_path: Path, content: str, message: str) -> None:
     spec = tmp_path / "job.yaml"

@@ -37,3 +37,16 @@ def test_every_command_is_documented() -> None:
     text = (DOCS / "cli.md").read_text()
     for command in _commands(cli):
         assert f"bacedge {command}" in text, f"`bacedge {command}` is not in docs/cli.md"
+
+
+def test_cli_reference_is_regenerated() -> None:
+    import importlib.util
+
+    path = DOCS.parent / "scripts" / "gen_cli_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (DOCS / "cli.md").read_text() == module.render(), (
+        "docs/cli.md is stale: run .venv/bin/python scripts/gen_cli_docs.py"
+    )

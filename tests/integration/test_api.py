@@ -1,0 +1,196 @@
+"""The Bacalhau API contract, checked over real HTTP against a real single-node cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .cluster import Cluster
+
+API = "/api/v1/orchestrator"
+
+
+@pytest.fixture
+def single(cluster: Cluster) -> Iterator[Cluster]:
+    cluster.orchestrator(True, "--engines", "noop,wasm", "--labels", "site=lab")
+    cluster.wait_nodes(1)
+    yield cluster
+
+
+def noop(name: str, **extra: object) -> dict[str, object]:
+    return {
+        "Name": name,
+        "Type": "batch",
+        "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}],
+        **extra,
+    }
+
+
+def test_bad_specs_get_400_with_field_paths_and_nothing_is_stored(single: Cluster) -> None:
+    before = httpx.get(f"{single.api}{API}/jobs").json()["Items"]
+    response = httpx.put(
+        f"{single.api}{API}/jobs",
+        json={
+            "Job": {
+                "Name": "bad",
+                "Tasks": [
+                    {
+                        "Engine": {"Type": "docker", "Params": {}},
+                        "InputSources": [{"Source": {"Type": "gopher"}}],
+                    }
+                ],
+            }
+        },
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["Status"] == 400 and body["Code"] == "InvalidJobSpec"
+    assert "Tasks[0].Engine.Params.Image: required" in body["Message"]
+    assert any(
+        d.startswith("Tasks[0].InputSources[0].Source.Type: unknown input source type")
+        for d in body["Details"]
+    )
+    assert httpx.get(f"{single.api}{API}/jobs").json()["Items"] == before
+
+
+def test_malformed_body_and_unknown_ids(single: Cluster) -> None:
+    response = httpx.put(
+        f"{single.api}{API}/jobs",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400 and "not valid JSON" in response.json()["Message"]
+    response = httpx.get(f"{single.api}{API}/jobs/j-does-not-exist")
+    assert response.status_code == 404
+    assert response.json()["Message"].startswith("job 'j-does-not-exist' not found")
+    assert httpx.get(f"{single.api}{API}/nodes/n-nope").status_code == 404
+    assert httpx.delete(f"{single.api}{API}/jobs/nope").status_code == 404
+
+
+def test_jobs_list_pagination_order_and_labels(single: Cluster) -> None:
+    ids = [
+        single.submit(noop(f"page-{i}", Labels={"batch": "a" if i < 3 else "b"})) for i in range(5)
+    ]
+    for job_id in ids:
+        single.wait_state(job_id, "Completed")
+    first = httpx.get(f"{single.api}{API}/jobs", params={"limit": 2}).json()
+    assert [j["ID"] for j in first["Items"]] == ids[::-1][:2]  # newest first
+    assert first["NextToken"]
+    seen = [j["ID"] for j in first["Items"]]
+    token = first["NextToken"]
+    while token:
+        page = httpx.get(f"{single.api}{API}/jobs", params={"limit": 2, "next_token": token})
+        seen += [j["ID"] for j in page.json()["Items"]]
+        token = page.json()["NextToken"]
+    assert seen == ids[::-1]
+    oldest = httpx.get(f"{single.api}{API}/jobs", params={"reverse": "true", "limit": 1}).json()
+    assert oldest["Items"][0]["ID"] == ids[0]
+    labelled = httpx.get(f"{single.api}{API}/jobs", params={"labels": "batch=b"}).json()
+    assert {j["ID"] for j in labelled["Items"]} == set(ids[3:])
+    bad = httpx.get(f"{single.api}{API}/jobs", params={"next_token": "garbage!"})
+    assert bad.status_code == 400
+
+
+def test_job_by_name_prefix_versions_rerun_and_results(single: Cluster) -> None:
+    job_id = single.submit(noop("named"))
+    single.wait_state(job_id, "Completed")
+    assert single.job("named")["Job"]["ID"] == job_id
+    assert single.job(job_id[:12])["Job"]["ID"] == job_id
+    again = httpx.put(f"{single.api}{API}/jobs", json={"Job": noop("named")})
+    assert again.json()["JobID"] == job_id  # a finished job runs again as version 2
+    single.wait_state(job_id, "Completed")
+    rerun = httpx.put(f"{single.api}{API}/jobs/{job_id}/rerun").json()
+    assert rerun["JobVersion"] == 3
+    single.wait_state(job_id, "Completed")
+    versions = httpx.get(f"{single.api}{API}/jobs/{job_id}/versions").json()["Items"]
+    assert [v["Version"] for v in versions] == [1, 2, 3]
+    sleeper = {
+        "Name": "sleeper",
+        "Tasks": [{"Engine": {"Type": "noop", "Params": {"SleepSeconds": 600}}}],
+    }
+    sleeper_id = single.submit(sleeper)
+    same = httpx.put(f"{single.api}{API}/jobs", json={"Job": sleeper})
+    assert same.status_code == 400 and "pass --force" in same.json()["Message"]
+    forced = httpx.put(f"{single.api}{API}/jobs", json={"Job": sleeper, "Force": True})
+    assert forced.json()["JobID"] == sleeper_id
+    executions = httpx.get(f"{single.api}{API}/jobs/{job_id}/executions").json()["Items"]
+    assert len(executions) == 3
+    results = httpx.get(f"{single.api}{API}/jobs/{job_id}/results").json()
+    assert results == {"Items": [], "NextToken": ""}  # noop publishes nothing
+    history = httpx.get(
+        f"{single.api}{API}/jobs/{job_id}/history", params={"event_type": "job"}
+    ).json()["Items"]
+    assert all(h["Type"] == "JobLevel" for h in history)
+    assert any("version 2" in h["Event"]["Message"] for h in history)
+
+
+def test_nodes_agent_and_openapi(single: Cluster) -> None:
+    body = httpx.get(f"{single.api}{API}/nodes").json()
+    node = body["Nodes"][0]
+    info = node["Info"]
+    assert info["NodeID"].startswith("n-") and info["Labels"]["site"] == "lab"
+    compute = info["ComputeNodeInfo"]
+    assert set(compute["ExecutionEngines"]) == {"noop", "wasm"}
+    assert compute["MaxCapacity"]["CPU"] > 0 and compute["MaxCapacity"]["Memory"] > 0
+    assert compute["Inventory"]["CPUCount"] >= 1 and compute["Inventory"]["MemoryTotal"] > 0
+    assert compute["MaxCapacity"]["GPUs"] == [] and compute["MaxCapacity"]["GPU"] == 0
+    assert node["Membership"] == "APPROVED" and node["ConnectionState"]["Status"] == "CONNECTED"
+    one = httpx.get(f"{single.api}{API}/nodes/{info['NodeID'][:8]}").json()
+    assert one["Node"]["Info"]["NodeID"] == info["NodeID"]
+    filtered = httpx.get(f"{single.api}{API}/nodes", params={"filter-approval": "PENDING"})
+    assert filtered.json()["Nodes"] == []
+    assert httpx.get(f"{single.api}/api/v1/agent/alive").json() == {"Status": "OK"}
+    assert (
+        "GitVersion" in httpx.get(f"{single.api}/api/v1/agent/version").json()["BuildVersionInfo"]
+    )
+    assert httpx.get(f"{single.api}/api/v1/agent/node").json()["NodeID"] == info["NodeID"]
+    config = httpx.get(f"{single.api}/api/v1/agent/config").json()["Config"]
+    assert config["api"]["port"] == single.api_port
+    spec = httpx.get(f"{single.api}/api/v1/openapi.json").json()
+    assert f"{API}/jobs/{{id}}/logs" in spec["paths"] and "Job" in spec["components"]["schemas"]
+
+
+def test_node_reject_and_approve(single: Cluster) -> None:
+    node_id = single.nodes()[0]["Info"]["NodeID"]
+    answer = httpx.put(
+        f"{single.api}{API}/nodes/{node_id}",
+        json={"NodeID": node_id, "Action": "reject", "Message": "test"},
+    ).json()
+    assert answer == {"Success": True, "Error": ""}
+    assert single.nodes()[0]["Membership"] == "REJECTED"
+    again = httpx.put(f"{single.api}{API}/nodes/{node_id}", json={"Action": "reject"}).json()
+    assert again["Success"] is False and "already" in again["Error"]
+    job_id = single.submit(
+        {
+            **noop("waits"),
+            "Tasks": [{"Engine": {"Type": "noop"}, "Timeouts": {"QueueTimeout": 120}}],
+        }
+    )
+    assert single.wait_state(job_id, "Queued")["Job"]["State"]["StateType"] == "Queued"
+    httpx.put(f"{single.api}{API}/nodes/{node_id}", json={"Action": "approve"})
+    single.wait_state(job_id, "Completed")
+
+
+def test_unrunnable_job_fails_with_the_reason(single: Cluster) -> None:
+    job_id = single.submit(
+        {"Name": "gpu", "Tasks": [{"Engine": {"Type": "noop"}, "Resources": {"GPU": "1"}}]}
+    )
+    body = single.wait_state(job_id, "Failed")
+    assert "too small for the task" in body["Job"]["State"]["Message"]
+
+
+def test_auth_token_is_required_when_configured(cluster: Cluster) -> None:
+    cluster.orchestrator(True, BACEDGE_API_AUTH_TOKEN="sekret")
+    assert httpx.get(f"{cluster.api}/api/v1/agent/alive").status_code == 200
+    assert httpx.get(f"{cluster.api}{API}/jobs").status_code == 401
+    wrong = httpx.get(f"{cluster.api}{API}/jobs", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    right = httpx.get(f"{cluster.api}{API}/jobs", headers={"Authorization": "Bearer sekret"})
+    assert right.status_code == 200
+    config = httpx.get(
+        f"{cluster.api}/api/v1/agent/config", headers={"Authorization": "Bearer sekret"}
+    ).json()["Config"]
+    assert config["api"]["auth_token"] == "********"
+    assert "sekret" not in (cluster.root / "logs" / "orchestrator.log").read_text()
