@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -327,8 +326,7 @@ class ComputeNode:
 
     async def _execute(self, execution: Execution) -> None:
         assert self._slots is not None and execution.Job is not None
-        workdir = self.root / "executions" / execution.ID
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = self.root / "executions" / execution.ID  # created when something needs it
         output_log = ExecutionLog(workdir / "output.jsonl", self._publish_lines)
         self.logs[execution.ID] = output_log
         outcome: Outcome
@@ -458,12 +456,3 @@ class ComputeNode:
             await self.ledger.acknowledge(ack.Sequences)
             for sequence in ack.Sequences:
                 self._unsent.pop(sequence, None)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "NodeID": self.node_id,
-            "Connected": self.connected.is_set(),
-            "Running": len(self.running),
-            "Unsent": len(self._unsent),
-            "Since": time.time(),
-        }

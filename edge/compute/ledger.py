@@ -72,17 +72,12 @@ class Ledger:
                 out.append(update.model_copy(update={"Sequence": cursor.lastrowid or 0}))
             return out
 
-        return await self._sql.call(self._sql.transaction, write)
+        return await self._sql.write(write)
 
     async def acknowledge(self, sequences: list[int]) -> None:
         if sequences:
-            await self._sql.call(
-                lambda: self._sql.transaction(
-                    lambda db: db.executemany(
-                        "DELETE FROM outbox WHERE seq=?", [(s,) for s in sequences]
-                    )
-                )
-            )
+            rows = [(s,) for s in sequences]
+            await self._sql.write(lambda db: db.executemany("DELETE FROM outbox WHERE seq=?", rows))
 
     async def outbox(self, limit: int = 500) -> list[ExecutionUpdate]:
         rows = await self._sql.call(

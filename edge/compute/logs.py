@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 Publish = Callable[[str, list[tuple[int, str]], bool], None]
 """Sends (subject, lines, eof) to one follower."""
@@ -18,7 +19,7 @@ class ExecutionLog:
         self.publish = publish
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
         self._followers: set[str] = set()
-        self._file = path.open("a", encoding="utf-8")
+        self._file: TextIO | None = None  # opened on the first line: most tasks print little
         self.closed = False
 
     def write(self, stream: int, data: bytes) -> None:
@@ -29,6 +30,9 @@ class ExecutionLog:
             self._emit([(stream, c.decode("utf-8", "replace")) for c in complete])
 
     def _emit(self, lines: list[tuple[int, str]]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
         for line in lines:
             self._file.write(json.dumps(line) + "\n")
         self._file.flush()
@@ -46,7 +50,8 @@ class ExecutionLog:
         rest = [(s, p.decode("utf-8", "replace")) for s, p in self._partial.items() if p]
         if rest:
             self._emit(rest)
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         self.closed = True
         for subject in self._followers:
             self.publish(subject, [], True)

@@ -75,10 +75,11 @@ async def run_execution(
     assert job is not None
     task = job.task
     staging = workdir / "inputs"
-    staging.mkdir(parents=True, exist_ok=True)
+    sources = task_inputs(task)
     try:
-        inputs = await prepare_inputs(task_inputs(task), staging, policy, providers)
+        inputs = await prepare_inputs(sources, staging, policy, providers) if sources else []
     except InputError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         return Outcome(
             ComputeStateType.FAILED, f"input: {exc}", RunOutput(ErrorMsg=str(exc), ExitCode=-1)
         )
@@ -106,7 +107,8 @@ async def run_execution(
     except ExecutorError as exc:
         return Outcome(ComputeStateType.FAILED, str(exc), RunOutput(ErrorMsg=str(exc), ExitCode=-1))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if sources:
+            shutil.rmtree(staging, ignore_errors=True)
     return _outcome(result, results_dir, task.Publisher.Type, bool(results))
 
 

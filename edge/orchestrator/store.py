@@ -104,7 +104,8 @@ class Store:
     async def save(self, batch: Batch) -> None:
         """Serialise on the caller's thread (models are mutable), write on the store's."""
         if batch:
-            await self._call(self._write, self._rows(batch))
+            rows = self._rows(batch)
+            await self._sql.write(lambda db: _write_rows(db, rows))
 
     @staticmethod
     def _rows(batch: Batch) -> dict[str, list[tuple[Any, ...]]]:
@@ -143,17 +144,14 @@ class Store:
             "evaluations": [(ev.ID, ev.JobID, _dump(ev)) for ev in batch.evaluations],
         }
 
-    def _write(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
-        self._sql.transaction(lambda db: _write_rows(db, rows))
-
     async def put_node(self, node: NodeState) -> None:
         row = (node.node_id, _dump(node))
-        await self._call(
-            lambda: self.db.execute("INSERT OR REPLACE INTO nodes(id,data) VALUES(?,?)", row)
+        await self._sql.write(
+            lambda db: db.execute("INSERT OR REPLACE INTO nodes(id,data) VALUES(?,?)", row)
         )
 
     async def delete_node(self, node_id: str) -> None:
-        await self._call(lambda: self.db.execute("DELETE FROM nodes WHERE id=?", (node_id,)))
+        await self._sql.write(lambda db: db.execute("DELETE FROM nodes WHERE id=?", (node_id,)))
 
     # -- reads --------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import nats
 from nats.aio.client import Client
 
 log = logging.getLogger("bacedge.nats")
@@ -31,11 +30,14 @@ async def connect(
             await on_reconnect()
 
     async def disconnected() -> None:
+        if client.is_closed:
+            return  # our own close(), not an outage
         log.warning("nats disconnected", extra={"servers": servers})
         if on_disconnect is not None:
             await on_disconnect()
 
-    return await nats.connect(
+    client = Client()
+    await client.connect(
         servers=servers,
         name=name,
         token=token,
@@ -48,6 +50,7 @@ async def connect(
         disconnected_cb=disconnected,
         pending_size=64 * 1024 * 1024,
     )
+    return client
 
 
 async def connect_forever(
