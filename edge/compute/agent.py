@@ -252,11 +252,28 @@ class ComputeNode:
                     execution_id,
                     "the orchestrator closed this execution while the node was unreachable",
                 )
+        reported = {u.ExecutionID for u in self._unsent.values()}
+        for execution_id in expected - set(self.running) - reported:
+            await self._report_unknown(execution_id)
         self.connected.set()
         self._flush.set()
         log.info(
             "connected to orchestrator",
             extra={"node_id": self.node_id, "membership": reply.Membership.value},
+        )
+
+    async def _report_unknown(self, execution_id: str) -> None:
+        """An execution the orchestrator placed here that this node never ran (or forgot)."""
+        execution = await self.ledger.get(execution_id)
+        if execution is not None and execution.terminal:
+            return  # finished and acknowledged; the orchestrator will catch up
+        await self._report(
+            execution or Execution(ID=execution_id),
+            Outcome(
+                ComputeStateType.FAILED,
+                "the compute node has no record of this execution "
+                "(it was lost in a crash before it started)",
+            ),
         )
 
     def _available(self) -> Resources:
@@ -315,14 +332,19 @@ class ComputeNode:
             execution.ModifyTime = now_ns()
             accepted.append(execution)
             results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
-        if accepted:
-            await self.ledger.record(accepted, [])
         await msg.respond(encode(OfferReply(Results=results)))
+        if accepted:
+            # Queued before the executions' own writes, so the ledger sees them in order;
+            # replying first keeps the ledger's disk write off the offer's round trip.
+            self._spawn(self._remember(accepted))
         for execution in accepted:
             self.active[execution.ID] = execution
             self.running[execution.ID] = asyncio.create_task(
                 self._execute(execution), name=f"execution-{execution.ID}"
             )
+
+    async def _remember(self, executions: list[Execution]) -> None:
+        await self.ledger.record(executions, [])
 
     async def _execute(self, execution: Execution) -> None:
         assert self._slots is not None and execution.Job is not None

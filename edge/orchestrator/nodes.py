@@ -45,10 +45,11 @@ class NodeManager:
         self.nodes: dict[str, LiveNode] = {}
 
     def load(self, states: list[NodeState]) -> None:
-        """Known nodes from the store start disconnected until they handshake again."""
+        """Known nodes from the store start disconnected, with one timeout's grace to return."""
+        now = time.monotonic()
         for state in states:
             state.ConnectionState.Status = NodeConnection.DISCONNECTED
-            self.nodes[state.node_id] = LiveNode(state=state)
+            self.nodes[state.node_id] = LiveNode(state=state, last_seen=now)
 
     def handshake(self, info: NodeInfo) -> LiveNode:
         now = rfc3339()
@@ -82,15 +83,26 @@ class NodeManager:
         return conn.Status == NodeConnection.CONNECTED
 
     def expire(self) -> list[LiveNode]:
-        """Nodes whose heartbeats stopped: marked disconnected and returned once."""
+        """Nodes silent for a heartbeat timeout that are connected or still hold work.
+
+        Connected ones are marked disconnected; either way their executions must fail
+        over, so nothing waits forever on a node that is gone.
+        """
         cutoff = time.monotonic() - self.heartbeat_timeout
         lost = []
         for node in self.nodes.values():
+            if node.last_seen >= cutoff:
+                continue
             conn = node.state.ConnectionState
-            if conn.Status == NodeConnection.CONNECTED and node.last_seen < cutoff:
+            if conn.Status == NodeConnection.CONNECTED:
                 conn.Status = NodeConnection.DISCONNECTED
                 conn.DisconnectedSince = rfc3339()
                 conn.LastError = f"no heartbeat for {self.heartbeat_timeout:.0f}s"
+                lost.append(node)
+            elif node.active:
+                conn.LastError = conn.LastError or (
+                    f"did not reconnect within {self.heartbeat_timeout:.0f}s"
+                )
                 lost.append(node)
         return lost
 

@@ -619,7 +619,13 @@ class Orchestrator:
             Reason="" if accepted else "node membership was rejected by an operator",
             Membership=node.state.Membership,
             HeartbeatInterval=self.config.compute.heartbeat_interval,
-            ActiveExecutions=sorted(node.active),
+            # Only executions the node has accepted: offers may still be in flight.
+            ActiveExecutions=sorted(
+                e
+                for e in node.active
+                if e in self.executions
+                and self.executions[e].state >= ComputeStateType.BID_ACCEPTED
+            ),
         )
         await msg.respond(encode(reply))
         log.info(

@@ -115,3 +115,45 @@ def test_orchestrator_restart_keeps_jobs_and_history(cluster: Cluster) -> None:
     assert body["History"]
     by_name = cluster.job("durable")
     assert by_name["Job"]["ID"] == job_id
+
+
+def test_work_finished_during_an_outage_is_reported_when_the_link_heals(
+    cluster: Cluster,
+) -> None:
+    orchestrator = cluster.orchestrator()
+    cluster.compute("edge-a", "--engines", "noop")
+    cluster.wait_nodes(1)
+    job_id = cluster.submit(noop_job(SleepSeconds=2, Stdout="done offline\n"))
+
+    def running() -> bool:
+        executions = cluster.job(job_id)["Executions"]
+        return bool(executions) and executions[0]["ComputeState"]["StateType"] == 6
+
+    wait_until(running, 30, "the execution to run")
+    orchestrator.stop()  # the hub and its NATS are gone: the node is cut off
+    ledger = cluster.root / "edge-a" / "compute" / "ledger.db"
+
+    def finished_offline() -> bool:
+        import sqlite3
+
+        with sqlite3.connect(ledger) as db:
+            return bool(db.execute("SELECT COUNT(*) FROM executions WHERE state=9").fetchone()[0])
+
+    wait_until(finished_offline, 30, "the node to finish the task while cut off")
+    cluster.orchestrator()  # the link heals
+    body = cluster.wait_state(job_id, "Completed", timeout=60)
+    assert body["Executions"][0]["RunOutput"]["Stdout"] == "done offline\n"
+    assert len(body["Executions"]) == 1  # not failed over, not rerun
+
+
+def test_orchestrator_restart_fails_work_of_nodes_that_never_return(cluster: Cluster) -> None:
+    orchestrator = cluster.orchestrator()
+    edge = cluster.compute("edge-a", "--engines", "noop")
+    cluster.wait_nodes(1)
+    job_id = cluster.submit(noop_job(SleepSeconds=600))
+    wait_until(lambda: cluster.job(job_id)["Job"]["State"]["StateType"] == "Running", 30, "running")
+    orchestrator.stop()
+    edge.kill()
+    cluster.orchestrator()
+    body = cluster.wait_state(job_id, "Failed", timeout=60)
+    assert "did not reconnect" in body["Executions"][0]["ComputeState"]["Message"]
