@@ -69,11 +69,31 @@ class ComputeSection(_Section):
     disk: str = ""
     reserve_cpu: str = "0"
     reserve_memory: str = "0"
+    podman_socket: str = ""  # empty: /run/user/$UID/podman/podman.sock
+    allowed_registries: list[str] = Field(default_factory=list)  # empty: never pull
+    pids_limit: int = Field(default=1024, ge=0)  # per task container; 0: no limit
 
 
 class ClientSection(_Section):
     api: str = "http://127.0.0.1:1234"
     api_key: SecretStr | None = None
+    profile: str = ""  # a [profiles.NAME] to use when --api/--profile are not given
+
+
+class ProfileSection(_Section):
+    """One cluster the CLI and TUI can attach to (`--profile NAME`)."""
+
+    api: str = "http://127.0.0.1:1234"
+    api_key: SecretStr | None = None
+    username: str = ""
+    password: SecretStr | None = None
+    cacert: str = ""
+    insecure: bool = False
+
+
+class TuiSection(_Section):
+    refresh_interval: float = Field(default=2.0, gt=0)
+    log_lines: int = Field(default=100_000, ge=1000)
 
 
 class LogSection(_Section):
@@ -88,7 +108,9 @@ class Config(_Section):
     orchestrator: OrchestratorSection = Field(default_factory=OrchestratorSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
     client: ClientSection = Field(default_factory=ClientSection)
+    tui: TuiSection = Field(default_factory=TuiSection)
     log: LogSection = Field(default_factory=LogSection)
+    profiles: dict[str, ProfileSection] = Field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -97,12 +119,21 @@ class Config(_Section):
     def masked(self) -> dict[str, Any]:
         """The effective config for printing: secrets shown as '********'."""
         data = self.model_dump(mode="json")
-        for section, fields in data.items():
-            model = getattr(self, section)
+        sections = [(data[name], getattr(self, name)) for name in data if name != "profiles"]
+        sections += [(data["profiles"][name], p) for name, p in self.profiles.items()]
+        for fields, model in sections:
             for key in fields:
                 if isinstance(getattr(model, key), SecretStr):
                     fields[key] = "********"
         return data
+
+    def profile(self, name: str) -> ProfileSection:
+        """A named cluster profile, with an error that lists the known ones."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none are configured"
+            raise ConfigError(f"unknown profile {name!r}: known profiles: {known}") from None
 
 
 def is_root() -> bool:
@@ -132,6 +163,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     known = {
         f"BACEDGE_{section}_{key}".upper(): f"{section}.{key}"
         for section, model in Config.model_fields.items()
+        if section != "profiles"
         for key in model.annotation.model_fields  # type: ignore[union-attr]
     }
     known.update(_ENV_ALIASES)

@@ -50,6 +50,9 @@ def _split(value: str | None) -> list[str] | None:
     "--allowed-local-paths", metavar="PATH[,PATH]", help="Host paths local input sources may read."
 )
 @click.option("--heartbeat-interval", type=float, help="Seconds between heartbeats.")
+@click.option(
+    "--podman-socket", metavar="PATH", help="Rootless Podman API socket for docker tasks."
+)
 def serve(config_file: Path | None, **flags: Any) -> None:
     """Start bacedge: `--orchestrator --compute` is a single-node cluster."""
     orchestrator = bool(flags.pop("orchestrator"))
@@ -71,6 +74,7 @@ def serve(config_file: Path | None, **flags: Any) -> None:
             "compute.engines": _split(flags["engines"]),
             "compute.allowed_local_paths": _split(flags["allowed_local_paths"]),
             "compute.heartbeat_interval": flags["heartbeat_interval"],
+            "compute.podman_socket": flags["podman_socket"],
         }
         config = load_config(config_file, overrides)
     except ConfigError as exc:
