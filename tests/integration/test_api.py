@@ -194,3 +194,41 @@ def test_auth_token_is_required_when_configured(cluster: Cluster) -> None:
     ).json()["Config"]
     assert config["api"]["auth_token"] == "********"
     assert "sekret" not in (cluster.root / "logs" / "orchestrator.log").read_text()
+
+
+def test_total_and_queue_timeouts_fail_the_job(single: Cluster) -> None:
+    total = single.submit(
+        {
+            "Name": "too-long",
+            "Tasks": [
+                {
+                    "Engine": {"Type": "noop", "Params": {"SleepSeconds": 600}},
+                    "Timeouts": {"TotalTimeout": 1},
+                }
+            ],
+        }
+    )
+    body = single.wait_state(total, "Failed")
+    assert "total timeout of 1s" in body["Job"]["State"]["Message"]
+    assert body["Executions"][0]["ComputeState"]["StateType"] == 11  # cancelled on the node
+    node_id = single.nodes()[0]["Info"]["NodeID"]
+    httpx.put(f"{single.api}{API}/nodes/{node_id}", json={"Action": "reject"})
+    queued = single.submit(
+        {"Name": "waits", "Tasks": [{"Engine": {"Type": "noop"}, "Timeouts": {"QueueTimeout": 1}}]}
+    )
+    body = single.wait_state(queued, "Failed")
+    assert "queue timeout of 1s" in body["Job"]["State"]["Message"]
+
+
+def test_documented_bacalhau_spec_is_accepted_by_the_api(single: Cluster) -> None:
+    from pathlib import Path
+
+    from edge.jobspec import parse_spec_text
+
+    specs = Path(__file__).resolve().parents[1] / "unit" / "specs"
+    for name in ("bacalhau-docs-batch.yaml", "bacalhau-docs-batch-lowercase.yaml"):
+        data = parse_spec_text((specs / name).read_text())
+        response = httpx.put(f"{single.api}{API}/jobs", json={"Job": data, "Force": True})
+        assert response.status_code == 200, response.text
+        job = httpx.get(f"{single.api}{API}/jobs/{response.json()['JobID']}").json()["Job"]
+        assert job["Tasks"][0]["Engine"]["Params"]["Image"] == "ubuntu:latest"
