@@ -200,6 +200,29 @@ def parse_key_values(items: list[str] | tuple[str, ...], what: str = "labels") -
     return out
 
 
+# systemd credentials (LoadCredential=NAME:PATH) that fill secret keys.
+CREDENTIALS = {
+    "nats-token": "nats.token",
+    "api-token": "api.auth_token",
+    "api-key": "client.api_key",
+}
+
+
+def _credentials(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Secrets from $CREDENTIALS_DIRECTORY: files, not environment variables."""
+    directory = environ.get("CREDENTIALS_DIRECTORY", "")
+    out: dict[str, Any] = {}
+    if not directory:
+        return out
+    for name, dotted in CREDENTIALS.items():
+        path = Path(directory) / name
+        if path.is_file():
+            value = path.read_text().strip()
+            if value:
+                out[dotted] = value
+    return out
+
+
 def _merge(target: dict[str, Any], dotted: Mapping[str, Any]) -> None:
     for name, value in dotted.items():
         if value is None:
@@ -228,7 +251,9 @@ def load_config(
             raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
     elif explicit:
         raise ConfigError(f"config file {file} does not exist: create it or drop --config")
-    _merge(data, _env_overrides(os.environ if environ is None else environ))
+    env = os.environ if environ is None else environ
+    _merge(data, _env_overrides(env))
+    _merge(data, _credentials(env))
     _merge(data, overrides or {})
     try:
         return Config.model_validate(data)

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge import __version__
+from edge import __version__, systemd
 from edge.compute.agent import ComputeNode
 from edge.config import Config
 from edge.models import NodeInfo
@@ -97,6 +97,16 @@ class Runtime:
         host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
         self.api_url = f"http://{host}:{cfg.api.port}"
 
+    def status_line(self) -> str:
+        parts = []
+        if self.api_url:
+            parts.append(f"API {self.api_url}")
+        if self.nats is not None:
+            parts.append(f"NATS {self.nats.url}")
+        if self.node is not None:
+            parts.append(f"node {self.node.node_id}")
+        return ", ".join(parts) or "running"
+
     def node_info(self) -> NodeInfo:
         if self.node is not None:
             info = self.node.info.model_copy()
@@ -126,14 +136,23 @@ class Runtime:
 
 
 async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -> None:
+    """Start the roles, tell systemd we are ready, feed its watchdog, stop on a signal."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    watchdog: asyncio.Task[None] | None = None
     try:
         await runtime.start()
         on_ready(runtime)
+        systemd.notify("READY=1", f"STATUS={runtime.status_line()}")
+        interval = systemd.watchdog_interval()
+        if interval is not None:
+            watchdog = asyncio.create_task(systemd.feed_watchdog(interval), name="watchdog")
         await stop.wait()
+        systemd.notify("STOPPING=1")
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await runtime.stop()

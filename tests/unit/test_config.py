@@ -54,3 +54,12 @@ def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
 def test_bad_env_label(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config(None, {}, {"BACEDGE_NODE_LABELS": "novalue", "HOME": str(tmp_path)})
+
+
+def test_systemd_credentials_fill_secrets(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "nats-token").write_text("from-credential\n")
+    config = load_config(None, {}, {"CREDENTIALS_DIRECTORY": str(creds), "HOME": str(tmp_path)})
+    assert config.nats.token is not None
+    assert config.nats.token.get_secret_value() == "from-credential"
