@@ -68,6 +68,7 @@ from .store import Batch, Store
 log = logging.getLogger("bacedge.orchestrator")
 
 OFFER_TIMEOUT = 10.0
+LOST = "Lost"  # ComputeState.Details key: the execution died with its node, not by itself
 _REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
 
 
@@ -475,7 +476,9 @@ class Orchestrator:
             else:
                 pool = candidates
             # A retry goes to a node that has not failed this partition yet.
-            failed_on = {e.NodeID for e in failed}
+            # Work lost with a node (crash, restart, outage) may go back to that node once
+            # it returns; a task that failed there goes elsewhere.
+            failed_on = {e.NodeID for e in failed if LOST not in e.ComputeState.Details}
             placement = select_node(job, need, [n for n in pool if n.node_id not in failed_on])
             if placement.node is None and failed:
                 message = failed[-1].ComputeState.Message or "execution failed"
@@ -715,6 +718,7 @@ class Orchestrator:
                         ComputeStateType.FAILED,
                         f"node {node.node_id} lost contact: {node.state.ConnectionState.LastError}",
                         batch,
+                        {LOST: "node lost contact"},
                     )
                     self._enqueue(execution.JobID)
         now_mono, now = time.monotonic(), now_ns()

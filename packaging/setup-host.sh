@@ -1,0 +1,32 @@
+#!/bin/sh
+# Host setup shared by the .deb's postinst and the bundle's install.sh: the service
+# user (with subuid/subgid for rootless Podman), its credentials, and the compute
+# unit's view of that user's Podman socket. Idempotent.
+set -e
+BACEDGE=${BACEDGE:-/opt/bacedge/bin/bacedge}
+
+if ! getent passwd bacedge >/dev/null; then
+    useradd --system --user-group --create-home --home-dir /var/lib/bacedge-user \
+        --shell /usr/sbin/nologin --comment "bacedge service" bacedge
+fi
+if ! grep -q '^bacedge:' /etc/subuid 2>/dev/null; then
+    usermod --add-subuids 100000-165535 --add-subgids 100000-165535 bacedge
+fi
+install -d -m 0700 -o root -g root /etc/bacedge/credentials
+if [ ! -s /etc/bacedge/credentials/nats-token ]; then
+    umask 077
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /etc/bacedge/credentials/nats-token
+fi
+# Rootless Podman for the service user (containers.conf, lingering, podman.socket).
+"$BACEDGE" setup podman --user bacedge >/dev/null || \
+    echo "bacedge: Podman setup incomplete; run 'bacedge setup podman --user bacedge'" >&2
+uid=$(id -u bacedge)
+install -d -m 0755 /etc/systemd/system/bacedge-compute.service.d
+cat > /etc/systemd/system/bacedge-compute.service.d/podman.conf <<CONF
+[Service]
+BindReadOnlyPaths=-/run/user/$uid/podman
+Environment=BACEDGE_COMPUTE_PODMAN_SOCKET=/run/user/$uid/podman/podman.sock
+CONF
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+fi
