@@ -14,8 +14,8 @@ if ! grep -q '^bacedge:' /etc/subuid 2>/dev/null; then
 fi
 install -d -m 0700 -o root -g root /etc/bacedge/credentials
 if [ ! -s /etc/bacedge/credentials/nats-token ]; then
-    umask 077
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /etc/bacedge/credentials/nats-token
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+        > /etc/bacedge/credentials/nats-token)
 fi
 # Rootless Podman for the service user (containers.conf, lingering, podman.socket).
 "$BACEDGE" setup podman --user bacedge >/dev/null || \
