@@ -115,8 +115,6 @@ def job_problems(job: Job) -> list[str]:
     problems: list[str] = []
     if job.Count < 0:
         problems.append("Count: must be 0 or more")
-    if job.Type in (JobType.BATCH, JobType.SERVICE) and job.Count == 0:
-        pass  # normalised to 1, as Bacalhau does
     if len(job.Tasks) != 1:
         problems.append(f"Tasks: a job has exactly one task (got {len(job.Tasks)})")
     for i, constraint in enumerate(job.Constraints):
