@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from edge.models import NodeInfo
 from edge.orchestrator.api import Api
 from edge.orchestrator.service import Orchestrator
 from edge.orchestrator.store import Store
-from edge.transport.client import connect
+from edge.transport.client import connect, connect_forever
 from edge.transport.server import EmbeddedNats
 
 log = logging.getLogger("bacedge")
@@ -156,3 +157,43 @@ async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -
         if watchdog is not None:
             watchdog.cancel()
         await runtime.stop()
+
+
+@dataclass
+class ComputeFleet:
+    """Many compute nodes in one process, for development and benchmarks (`bacedge devstack`).
+
+    Each node is a real ComputeNode with its own data dir (`root/<prefix>NNN`) and ledger;
+    they share one NATS connection, so hundreds of them cost one socket to the server.
+    """
+
+    config: Config
+    count: int
+    root: Path
+    servers: list[str]
+    token: str | None = None
+    prefix: str = "devstack-"
+    nodes: list[ComputeNode] = field(default_factory=list)
+    _nc: Any = None
+
+    def node_config(self, index: int) -> Config:
+        config = self.config.model_copy(deep=True)
+        config.node.name = f"{self.prefix}{index:03d}"
+        config.node.data_dir = self.root / config.node.name
+        return config
+
+    async def start(self, batch: int = 50) -> None:
+        self._nc = await connect_forever(self.servers, "bacedge-compute-fleet", self.token)
+        for first in range(0, self.count, batch):
+            group = [
+                ComputeNode(self.node_config(i), self.servers, self.token, nc=self._nc)
+                for i in range(first, min(self.count, first + batch))
+            ]
+            self.nodes.extend(group)
+            await asyncio.gather(*(node.start() for node in group))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(node.stop() for node in self.nodes), return_exceptions=True)
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()

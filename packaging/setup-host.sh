@@ -18,7 +18,12 @@ if [ ! -s /etc/bacedge/credentials/nats-token ]; then
         > /etc/bacedge/credentials/nats-token)
 fi
 # Rootless Podman for the service user (containers.conf, lingering, podman.socket).
-"$BACEDGE" setup podman --user bacedge >/dev/null || \
+# In a chroot or image build (systemd installed, not running) only enable it for boot.
+offline=""
+if [ ! -d /run/systemd/system ] && [ -x /lib/systemd/systemd ]; then
+    offline="--offline"
+fi
+"$BACEDGE" setup podman --user bacedge $offline >/dev/null || \
     echo "bacedge: Podman setup incomplete; run 'bacedge setup podman --user bacedge'" >&2
 uid=$(id -u bacedge)
 install -d -m 0755 /etc/systemd/system/bacedge-compute.service.d

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev ca-certificates wabt tmux
-  systemd systemd-container debootstrap binutils lintian dpkg-dev)
+  systemd systemd-container debootstrap binutils lintian dpkg-dev
+  podman runc uidmap slirp4netns fuse-overlayfs busybox-static)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -8,5 +8,9 @@ echo "== ruff" >&2
 .venv/bin/ruff format --check edge tui tests bench
 echo "== mypy" >&2
 .venv/bin/mypy
+echo "== rootless Podman for docker-task tests" >&2
+# The service user and its socket; idempotent, so a second run only checks.
+BACEDGE_TEST_PODMAN_SOCKET=$(.venv/bin/bacedge setup podman --user bacedge-test --quiet)
+export BACEDGE_TEST_PODMAN_SOCKET
 echo "== pytest" >&2
 .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from edge.cli.output import OUTPUT_FORMATS, dump
 from edge.client import DEFAULT_API, ApiClient, ApiError, ClientError
+from edge.config import Config, ConfigError, load_config
 from edge.jobspec import SpecError, parse_spec_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,22 +64,99 @@ def handle_errors(func: F) -> F:
 # --------------------------------------------------------------------------- options
 
 
-def _client_from(
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach the orchestrator, after flags, environment and profile."""
+
+    api: str = DEFAULT_API
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    cacert: str | None = None
+    insecure: bool = False
+    profile: str | None = None  # the [profiles.NAME] it came from, if any
+
+    @property
+    def verify(self) -> bool | str:
+        return False if self.insecure else (self.cacert or True)
+
+    def client(self) -> ApiClient:
+        return ApiClient(
+            self.api,
+            api_key=self.api_key,
+            username=self.username,
+            password=self.password,
+            verify=self.verify,
+        )
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def resolve_connection(
+    ctx: click.Context,
     api: str,
     api_key: str | None,
     api_user: str | None,
     cacert: str | None,
     insecure: bool,
-) -> ApiClient:
+    profile: str | None,
+    config: Config | None = None,
+) -> Connection:
+    """The connection a command uses. First match wins for the base:
+
+    `--profile NAME`; `--api` (flag or BACEDGE_API); `[client] profile` (file or
+    BACEDGE_CLIENT_PROFILE); `[client] api`/`api_key` from the file; the default. Then any
+    --api/--api-key/--api-user/--cacert/--insecure given on the command line or in the
+    environment override the base's value, so a profile can be pointed elsewhere for once.
+    The config file is only read when it can matter.
+    """
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+    base = Connection()
+    if profile or not given("api"):
+        if config is None:
+            try:
+                config = load_config()
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        name = profile or (None if given("api") else config.client.profile or None)
+        if name:
+            try:
+                section = config.profile(name)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+            base = Connection(
+                api=section.api,
+                api_key=_secret(section.api_key),
+                username=section.username or None,
+                password=_secret(section.password),
+                cacert=section.cacert or None,
+                insecure=section.insecure,
+                profile=name,
+            )
+        else:
+            base = Connection(api=config.client.api, api_key=_secret(config.client.api_key))
     username = password = None
     if api_user:
         username, _, password = api_user.partition(":")
-    verify: bool | str = False if insecure else (cacert or True)
-    return ApiClient(api, api_key=api_key, username=username, password=password, verify=verify)
+    return Connection(
+        api=api if given("api") else base.api,
+        api_key=api_key if given("api_key") else base.api_key,
+        username=username if given("api_user") else base.username,
+        password=password if given("api_user") else base.password,
+        cacert=cacert if given("cacert") else base.cacert,
+        insecure=insecure if given("insecure") else base.insecure,
+        profile=base.profile,
+    )
 
 
-def api_options(func: F) -> F:
-    """Adds --api, --api-key, --api-user, --cacert, --insecure and passes `client`."""
+def connection_options(func: F) -> F:
+    """Adds --api, --api-key, --api-user, --cacert, --insecure, --profile; passes `connection`."""
 
     @click.option(
         "--api",
@@ -114,6 +194,11 @@ def api_options(func: F) -> F:
         is_flag=True,
         help="Do not verify the orchestrator's TLS certificate.",
     )
+    @click.option(
+        "--profile",
+        metavar="NAME",
+        help="Cluster profile from the config file ([profiles.NAME]).",
+    )
     @functools.wraps(func)
     def wrapper(
         *args: Any,
@@ -122,9 +207,31 @@ def api_options(func: F) -> F:
         api_user: str | None,
         cacert: str | None,
         insecure: bool,
+        profile: str | None,
         **kwargs: Any,
     ) -> Any:
-        with _client_from(api, api_key, api_user, cacert, insecure) as client:
+        ctx = click.get_current_context()
+        config = None
+        if kwargs.get("config_file") is not None:  # a command with its own --config option
+            try:
+                config = load_config(kwargs["config_file"])
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        connection = resolve_connection(
+            ctx, api, api_key, api_user, cacert, insecure, profile, config
+        )
+        return func(*args, connection=connection, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def api_options(func: F) -> F:
+    """Adds the connection options (see `connection_options`) and passes `client`."""
+
+    @connection_options
+    @functools.wraps(func)
+    def wrapper(*args: Any, connection: Connection, **kwargs: Any) -> Any:
+        with connection.client() as client:
             return func(*args, client=client, **kwargs)
 
     return wrapper  # type: ignore[return-value]

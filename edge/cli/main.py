@@ -10,8 +10,11 @@ import click
 from edge import __version__
 from edge.cli.agent import agent
 from edge.cli.common import BacedgeGroup
+from edge.cli.docker import docker, podman
+from edge.cli.image import image
 from edge.cli.job import job
 from edge.cli.node import node
+from edge.cli.setup import setup
 from edge.cli.wasm import wasm
 
 # Commands from modules written separately, as (module, attribute); the attribute is also the
@@ -20,6 +23,8 @@ from edge.cli.wasm import wasm
 OPTIONAL_COMMANDS: list[tuple[str, str]] = [
     ("edge.cli.serve", "serve"),
     ("edge.cli.config", "config"),
+    ("edge.cli.tui", "tui"),
+    ("edge.cli.devstack", "devstack"),
 ]
 
 
@@ -69,7 +74,7 @@ def cli() -> None:
     """bacedge: Bacalhau-compatible compute for fleets of edge devices."""
 
 
-for _group in (job, node, agent, wasm):
+for _group in (job, node, agent, wasm, docker, podman, image, setup):
     cli.add_command(_group)
 
 

@@ -10,7 +10,7 @@ import base64
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -30,7 +30,8 @@ def wasm() -> None:
     """Run WebAssembly (WASI) modules."""
 
 
-def _key_value(text: str, what: str) -> tuple[str, str]:
+def key_value(text: str, what: str) -> tuple[str, str]:
+    """`KEY=VALUE` from an option (`--env`, `--labels`), or a usage error naming it."""
     key, eq, value = text.partition("=")
     if not eq or not key.strip():
         raise click.BadParameter(f"{text!r}: use KEY=VALUE", param_hint=what)
@@ -140,6 +141,21 @@ def _exit_code(outcome: WaitOutcome) -> int:
     return next((c for c in codes if c), 0)
 
 
+def exit_like_task(outcome: WaitOutcome, *, follow: bool, id_only: bool) -> NoReturn:
+    """Prints the task's output (unless it was followed) and exits with its exit code; a
+    failure without one exits 1 with the reason. Shared by `wasm run` and `docker run`."""
+    if not follow and not id_only:
+        print_outputs(outcome.executions)
+    code = _exit_code(outcome)
+    if outcome.state != JobStateType.COMPLETED:
+        try:
+            finish(outcome)
+        except click.ClickException as exc:
+            exc.show()  # the reason on stderr, then the task's own code if it had one
+            sys.exit(code or 1)
+    sys.exit(code)
+
+
 @wasm.command("run", context_settings={"show_default": True})
 @handle_errors
 @api_options
@@ -195,24 +211,14 @@ def run_wasm(
         data,
         args,
         name=name,
-        env=dict(_key_value(e, "'--env'") for e in env),
+        env=dict(key_value(e, "'--env'") for e in env),
         inputs=[parse_input(i) for i in inputs],
         outputs=[parse_output(o) for o in outputs],
         timeout=timeout,
-        labels=dict(_key_value(label, "'--labels'") for label in labels),
+        labels=dict(key_value(label, "'--labels'") for label in labels),
         entrypoint=entrypoint,
         publisher=publisher,
     )
     outcome = submit(client, spec, wait=wait, id_only=id_only, follow=follow)
-    if outcome is None:
-        return
-    if not follow and not id_only:
-        print_outputs(outcome.executions)
-    code = _exit_code(outcome)
-    if outcome.state != JobStateType.COMPLETED:
-        try:
-            finish(outcome)
-        except click.ClickException as exc:
-            exc.show()  # the reason on stderr, then the task's own code if it had one
-            sys.exit(code or 1)
-    sys.exit(code)
+    if outcome is not None:
+        exit_like_task(outcome, follow=follow, id_only=id_only)

@@ -17,13 +17,15 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from edge import __version__
 from edge.config import Config, ConfigError
-from edge.executors import build_executors
-from edge.executors.base import Executor
+from edge.executors import ServiceExecutor, build_executors
+from edge.executors.base import ExecutionResult, Executor, ExecutorError
 from edge.models import (
+    LOST_DETAIL,
     ComputeNodeInfo,
     ComputeState,
     ComputeStateType,
     Execution,
+    Inventory,
     NodeInfo,
     Resources,
     now_ns,
@@ -57,6 +59,7 @@ from .bidder import PUBLISHERS, refusal
 from .ledger import Ledger
 from .logs import ExecutionLog, send_lines
 from .runner import Outcome, run_execution
+from .runner import _outcome as outcome_of
 
 log = logging.getLogger("bacedge.compute")
 
@@ -109,18 +112,26 @@ class ComputeNode:
         self._slots: asyncio.Semaphore | None = None
         self._beat = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._service_engines: dict[str, ServiceExecutor] = {}
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         await self.ledger.open()
         try:
-            self.executors = build_executors(
-                self.cfg.engines, {"wasm": {"cache_dir": self.root / "wasmer"}}
-            )
+            self.executors = build_executors(self.cfg.engines, self._engine_settings())
         except ValueError as exc:
             raise ConfigError(f"compute.engines: {exc}") from None
+        self._service_engines = {
+            name: e for name, e in self.executors.items() if isinstance(e, ServiceExecutor)
+        }
+        for executor in self._services():
+            try:
+                await executor.open()
+            except ExecutorError as exc:
+                raise ConfigError(str(exc)) from None
         self.providers = build_input_providers()
         total, machine = await asyncio.to_thread(inventory.machine, self.root)
+        self._engine_inventory(machine)
         self.capacity = self._capacity(total)
         slots = self.cfg.max_concurrent or max(4, int(total.CPU) * 2)
         self._slots = asyncio.Semaphore(slots)
@@ -146,6 +157,54 @@ class ComputeNode:
             asyncio.create_task(self._heartbeats(), name="compute-heartbeat"),
             asyncio.create_task(self._flusher(), name="compute-outbox"),
         ]
+        if self._services():
+            self._tasks.append(asyncio.create_task(self._watch_engines(), name="compute-engines"))
+
+    def _engine_settings(self) -> dict[str, dict[str, Any]]:
+        return {
+            "wasm": {"cache_dir": self.root / "wasmer"},
+            "docker": {
+                "socket": self.cfg.podman_socket,
+                "allowed_registries": self.cfg.allowed_registries,
+                "pids_limit": self.cfg.pids_limit,
+                "output_cap": self.cfg.max_output_bytes,
+            },
+        }
+
+    def _services(self) -> list[ServiceExecutor]:
+        """Engines backed by an outside service (Podman), which add to the inventory."""
+        return list(self._service_engines.values())
+
+    def _engine_inventory(self, machine: Inventory) -> None:
+        """Images tasks can use and which limits hold, so the scheduler and users know."""
+        images: set[str] = set()
+        limits: dict[str, str] = {}
+        for executor in self._services():
+            images.update(executor.images())
+            limits.update(executor.limits())
+        machine.Images = sorted(images)
+        machine.Limits = {**machine.Limits, **limits}
+
+    async def _watch_engines(self) -> None:
+        """Picks up images loaded or removed while running, and tells the orchestrator."""
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_interval)
+            await self._refresh_engines()
+
+    async def _refresh_engines(self, reread: bool = True) -> None:
+        if reread:
+            for executor in self._services():
+                await executor.refresh()
+        inventory = self.info.ComputeNodeInfo.Inventory
+        before = (list(inventory.Images), dict(inventory.Limits))
+        self._engine_inventory(inventory)
+        if (inventory.Images, inventory.Limits) == before:
+            return
+        if self.nc is not None and self.connected.is_set():
+            try:
+                await self._handshake(reconcile=False)
+            except Exception as exc:  # the next change or reconnect sends it again
+                log.info("node info not updated", extra={"error": str(exc)})
 
     def _default_labels(self, arch: str) -> dict[str, str]:
         labels = {"Architecture": arch, "Operating-System": "linux"}
@@ -177,16 +236,33 @@ class ComputeNode:
         await self.ledger.close()
 
     async def _recover(self) -> None:
-        """Executions cut short by a crash or restart are failed, never left running."""
+        """Executions cut short by a crash or restart are reconciled, never left running:
+        one whose task finished meanwhile (a container that exited) reports its result, the
+        others fail. Leftover containers are removed."""
         stale = await self.ledger.unfinished()
+        found: dict[str, ExecutionResult] = {}
+        for executor in self._services():
+            try:
+                found.update(await executor.reconcile(self.node_id, {e.ID for e in stale}))
+            except Exception as exc:
+                log.warning("cannot reconcile leftover tasks", extra={"error": str(exc)})
         for execution in stale:
-            await self._report(
-                execution,
-                Outcome(
+            result = found.get(execution.ID)
+            if result is None or execution.Job is None:
+                outcome = Outcome(
                     ComputeStateType.FAILED,
                     "compute node restarted while the execution was running",
-                ),
-            )
+                    details={LOST_DETAIL: "node restarted"},
+                )
+            else:
+                task = execution.Job.task
+                outcome = outcome_of(
+                    result,
+                    self.root / "results" / execution.ID,
+                    task.Publisher.Type,
+                    bool(task.ResultPaths),
+                )
+            await self._report(execution, outcome)
         for update in await self.ledger.outbox(limit=100_000):
             self._unsent[update.Sequence] = update
         if stale:
@@ -236,7 +312,9 @@ class ComputeNode:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, reconcile: bool = True) -> None:
+        """Sends the node info; `reconcile=False` only updates it (an image was loaded),
+        without judging executions whose offer replies may still be in flight."""
         assert self.nc is not None
         self.info.ComputeNodeInfo.AvailableCapacity = self._available()
         msg = await self.nc.request(subjects.HANDSHAKE, encode(self.info), timeout=5)
@@ -244,6 +322,8 @@ class ComputeNode:
         if not reply.Accepted:
             log.error("orchestrator refused this node", extra={"reason": reply.Reason})
             raise ConnectionError(reply.Reason)
+        if not reconcile:
+            return
         # Anything we run that the orchestrator no longer expects was failed over.
         expected = set(reply.ActiveExecutions)
         for execution_id in list(self.running):
@@ -313,6 +393,7 @@ class ComputeNode:
             return
         results, accepted = [], []
         available = self.capacity
+        await self._prepare_bids(offer.Executions)
         for execution in offer.Executions:
             if execution.ID in self.active:
                 results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
@@ -342,6 +423,23 @@ class ComputeNode:
             self.running[execution.ID] = asyncio.create_task(
                 self._execute(execution), name=f"execution-{execution.ID}"
             )
+
+    async def _prepare_bids(self, executions: list[Execution]) -> None:
+        """Lets service engines refresh what their bid checks need (an image just loaded)."""
+        if not self._service_engines:
+            return
+        for execution in executions:
+            if execution.Job is None or not execution.Job.Tasks:
+                continue
+            executor = self._service_engines.get(execution.Job.task.Engine.Type)
+            if executor is not None:
+                try:
+                    await executor.prepare_bid(execution.Job.task)
+                except Exception as exc:
+                    log.debug("bid preparation failed", extra={"error": str(exc)})
+        images = sorted({i for e in self._services() for i in e.images()})
+        if images != self.info.ComputeNodeInfo.Inventory.Images:
+            self._spawn(self._refresh_engines(reread=False))
 
     async def _remember(self, executions: list[Execution]) -> None:
         await self.ledger.record(executions, [])

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from edge.models import Task
 
 from .base import (
     STDERR,
@@ -34,6 +36,36 @@ ENGINES: dict[str, tuple[str, str]] = {
 """Engine type -> (module, class). Keys are the names nodes advertise."""
 
 ENGINE_ALIASES = {"podman": "docker"}
+
+
+@runtime_checkable
+class ServiceExecutor(Protocol):
+    """An engine backed by a service outside the agent (Podman): it must be reached when the
+    node starts, it adds facts to the node's inventory (images, enforceable limits), and its
+    tasks can outlive an agent crash, so a restarted agent reconciles them."""
+
+    async def open(self) -> None:
+        """Connect if the service is there; if not, `problems()` refuses tasks with the
+        reason and the fix until `refresh` reaches it."""
+        ...
+
+    async def refresh(self) -> bool:
+        """Reconnect if needed and re-read the service's facts; True when they changed."""
+        ...
+
+    async def prepare_bid(self, task: Task) -> None:
+        """Bring what `problems()` relies on up to date for this task."""
+        ...
+
+    def images(self) -> list[str]: ...
+
+    def limits(self) -> dict[str, str]: ...
+
+    async def reconcile(
+        self, node_id: str, unfinished: Collection[str]
+    ) -> dict[str, ExecutionResult]:
+        """Clean up this node's leftovers; the results of `unfinished` executions found."""
+        ...
 
 
 def canonical_engine(name: str) -> str:
@@ -86,6 +118,7 @@ __all__ = [
     "LogSink",
     "MountedInput",
     "ResultDir",
+    "ServiceExecutor",
     "build_executors",
     "canonical_engine",
 ]

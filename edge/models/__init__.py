@@ -3,6 +3,7 @@
 from .base import WireModel
 from .events import Evaluation, Event, HistoryType, JobHistory, StateChange
 from .execution import (
+    LOST_DETAIL,
     ComputeState,
     ComputeStateType,
     DesiredState,
@@ -46,6 +47,7 @@ from .resources import (
 )
 
 __all__ = [
+    "LOST_DETAIL",
     "ComputeNodeInfo",
     "ComputeState",
     "ComputeStateType",

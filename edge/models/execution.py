@@ -10,6 +10,10 @@ from .base import WireModel
 from .job import Job, SpecConfig
 from .resources import Resources
 
+LOST_DETAIL = "Lost"
+"""ComputeState.Details key: the execution died with its node (crash, restart, outage),
+not because of its task, so it may be retried on that same node."""
+
 
 class ComputeStateType(IntEnum):
     """Bacalhau's execution compute states; integers on the wire."""

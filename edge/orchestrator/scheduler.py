@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.models import Constraint, Job, Resources
+from edge.models.node import find_image
 
 from .nodes import LiveNode
 
@@ -71,12 +72,25 @@ def _capacity(_job: Job, need: Resources, node: LiveNode) -> str | None:
     return None
 
 
+def _has_image(job: Job, _need: Resources, node: LiveNode) -> float:
+    """Nodes that already hold a docker task's image first: no pull, or no refused bid on
+    a node that cannot pull it."""
+    task = job.task
+    if task.Engine.Type != "docker":
+        return 0.0
+    image = task.Engine.param("Image")
+    if not isinstance(image, str) or not image:
+        return 0.0
+    images = node.state.Info.ComputeNodeInfo.Inventory.Images
+    return 1.0 if find_image(image, images) is not None else 0.0
+
+
 def _least_loaded(_job: Job, need: Resources, node: LiveNode) -> float:
     return -float(len(node.active))
 
 
 FILTERS: list[Filter] = [_engine, _constraints, _size, _capacity]
-RANKERS: list[Ranker] = [_least_loaded]
+RANKERS: list[Ranker] = [_has_image, _least_loaded]  # compared in order, as a tuple
 
 
 @dataclass

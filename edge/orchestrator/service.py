@@ -23,6 +23,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from edge import jobspec
 from edge.config import Config
 from edge.models import (
+    LOST_DETAIL,
     ComputeState,
     ComputeStateType,
     DesiredState,
@@ -68,7 +69,7 @@ from .store import Batch, Store
 log = logging.getLogger("bacedge.orchestrator")
 
 OFFER_TIMEOUT = 10.0
-LOST = "Lost"  # ComputeState.Details key: the execution died with its node, not by itself
+LOST = LOST_DETAIL
 _REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
 
 

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.wasm_build import build_wasm
+
+from .machine import REPO, Machine, chroot, copy_tree, debootstrap, have_tools, is_root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/system" in str(item.fspath):
+            item.add_marker(pytest.mark.system)
+
+
+@pytest.fixture(scope="session")
+def base_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One debootstrapped Debian 12 for the session (cached between tests, not runs)."""
+    missing = have_tools()
+    assert not missing and is_root(), (
+        f"system tests need root and {', '.join(missing)} (scripts/install.sh installs them)"
+    )
+    root = tmp_path_factory.mktemp("rootfs") / "bookworm"
+    debootstrap(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def deb_file() -> Path:
+    subprocess.run(
+        ["bash", str(REPO / "packaging" / "build-deb.sh")], check=True, capture_output=True
+    )
+    debs = sorted((REPO / "dist").glob("bacedge_*.deb"), key=lambda p: p.stat().st_mtime)
+    assert debs, "packaging/build-deb.sh made no .deb"
+    return debs[-1]
+
+
+def install_deb(root: Path, deb: Path) -> subprocess.CompletedProcess[str]:
+    shutil.copy(deb, root / "root" / deb.name)
+    return chroot(root, "dpkg", "-i", f"/root/{deb.name}", check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(base_rootfs: Path, deb_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("installed") / "root"
+    root.mkdir()
+    copy_tree(base_rootfs, root)
+    result = install_deb(root, deb_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shutil.copy(build_wasm("hello"), root / "root" / "hello.wasm")
+    return root
+
+
+@pytest.fixture(scope="module")
+def machine(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    log = tmp_path_factory.mktemp("boot") / "console.log"
+    box = Machine(installed, "bacedge-test", log)
+    try:
+        box.boot()
+        yield box
+    finally:
+        if box.leader:
+            journal = box.run(
+                "journalctl", "--no-pager", "-n", "200", "-u", "bacedge-*", check=False
+            )
+            (log.parent / "journal.txt").write_text(journal.stdout)
+        box.poweroff()

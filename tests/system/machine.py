@@ -1,0 +1,199 @@
+"""A Debian rootfs booted under systemd-nspawn, driven from outside with nsenter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "dbus-user-session",
+    "python3",
+    "podman",
+    "containernetworking-plugins",
+    "runc",
+    "uidmap",
+    "slirp4netns",
+    "fuse-overlayfs",
+    "busybox-static",
+    "iproute2",
+    "procps",
+    "curl",
+    "ca-certificates",
+    "passwd",
+    "adduser",
+]
+
+
+def debian_mirror() -> str:
+    """The mirror this machine's apt uses (the only one it can reach)."""
+    for source in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in source.read_text().splitlines():
+            if line.startswith("URIs:") and "debian" in line and "security" not in line:
+                return line.split()[1]
+    for line in Path("/etc/apt/sources.list").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["deb"] and "security" not in line:
+            return parts[1]
+    raise RuntimeError("no Debian mirror configured in /etc/apt")
+
+
+def debootstrap(root: Path, suite: str = "bookworm") -> None:
+    subprocess.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            suite,
+            str(root),
+            debian_mirror(),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    subprocess.run(["cp", "-a", "--reflink=auto", f"{source}/.", str(target)], check=True)
+
+
+def chroot(
+    root: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run in the rootfs without network (`unshare -n`): installs must be offline."""
+    return subprocess.run(
+        ["unshare", "--net", "chroot", str(root), *command],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **(env or {})},
+    )
+
+
+def ensure_nspawn_runtime() -> None:
+    """systemd-nspawn wants /run/systemd/nspawn, which needs a tmpfs when systemd is not PID 1."""
+    path = Path("/run/systemd/nspawn")
+    path.mkdir(parents=True, exist_ok=True)
+    mounts = Path("/proc/mounts").read_text()
+    if f" {path} " not in mounts:
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(path)], check=True)
+
+
+@dataclass
+class Machine:
+    root: Path
+    name: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    leader: int = 0
+    history: list[str] = field(default_factory=list)
+
+    def boot(self, timeout: float = 120.0) -> None:
+        ensure_nspawn_runtime()
+        handle = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "-D",
+                str(self.root),
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+                f"--machine={self.name}",
+                "--console=pipe",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.leader:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nspawn exited: {self.log.read_text()[-2000:]}")
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                if child.name() == "systemd":
+                    self.leader = child.pid
+                    break
+            time.sleep(0.2)
+        state = self.run(
+            "systemctl", "is-system-running", "--wait", check=False, timeout=timeout
+        ).stdout.strip()
+        if state not in ("running", "degraded"):
+            raise RuntimeError(f"system did not come up: {state}")
+
+    def run(
+        self, *command: str, check: bool = True, timeout: float = 120.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        assert self.leader, "not booted"
+        self.history.append(" ".join(command))
+        result = subprocess.run(
+            [
+                "nsenter",
+                "-t",
+                str(self.leader),
+                "-a",
+                "env",
+                "-i",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/root",
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(command)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def wait_for(self, *command: str, timeout: float = 90.0, what: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            result = self.run(*command, check=False)
+            last = result.stdout + result.stderr
+            if result.returncode == 0:
+                return result.stdout
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what or ' '.join(command)}: {last}")
+
+    def poweroff(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if self.leader:
+            subprocess.run(
+                ["nsenter", "-t", str(self.leader), "-a", "systemctl", "poweroff"],
+                capture_output=True,
+                check=False,
+            )
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def have_tools() -> list[str]:
+    return [
+        t
+        for t in ("debootstrap", "systemd-nspawn", "nsenter", "unshare")
+        if shutil.which(t) is None
+    ]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

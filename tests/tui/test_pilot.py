@@ -1,0 +1,449 @@
+"""The TUI driven with Textual's Pilot against a real orchestrator and real compute nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from edge.cli.output import display_id
+from tests.integration.cluster import Cluster
+from tui import BacedgeApp, ClusterTarget
+from tui.commands import BacedgeCommands
+from tui.messages import ActionFinished, ActionStarted, DataRefreshed
+from tui.screens import ConfirmScreen, JobDetailScreen, JobsScreen, LogsScreen, SubmitScreen
+from tui.widgets import ConnectionBanner, KeyedTable, LogView
+from tui.widgets.log_view import ERROR_RE
+
+from .conftest import noop_job, text_of, unique, until, wasm_job
+
+JOBS = "/api/v1/orchestrator/jobs"
+
+
+def make_app(cluster: Cluster, **options: Any) -> BacedgeApp:
+    options.setdefault("refresh_interval", 0.3)
+    return BacedgeApp(ClusterTarget(cluster.api), **options)
+
+
+def api_jobs(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    body = httpx.get(f"{cluster.api}{JOBS}", params={"limit": "10000"}, timeout=10).json()
+    return {j["ID"]: j for j in body["Items"]}
+
+
+def jobs_table(app: BacedgeApp) -> KeyedTable:
+    return app.screen.query_one("#jobs-table", KeyedTable)
+
+
+def stop_quietly(cluster: Cluster, job_id: str) -> None:
+    httpx.delete(f"{cluster.api}{JOBS}/{job_id}", timeout=10)
+
+
+async def test_jobs_screen_rows_match_the_api(cluster: Cluster) -> None:
+    tag = unique("rows")
+    ids = {
+        cluster.submit(noop_job(f"{tag}-noop-a", {"suite": tag})): "Completed",
+        cluster.submit(noop_job(f"{tag}-noop-b", {"suite": tag})): "Completed",
+        cluster.submit(wasm_job(f"{tag}-wasm-ok", "hello", ["hi"])): "Completed",
+        cluster.submit(wasm_job(f"{tag}-wasm-exit3", "exit3")): "Failed",
+    }
+    for job_id, state in ids.items():
+        cluster.wait_state(job_id, state)
+    app = make_app(cluster, start="jobs")
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await until(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and jobs_table(app), "the jobs screen"
+        )
+
+        def in_table() -> bool:
+            return all(
+                (cells := table.cells(job_id)) is not None and cells[3].text == state
+                for job_id, state in ids.items()
+            )
+
+        await until(pilot, in_table, "the new jobs in their final states")
+        truth = api_jobs(cluster)
+        assert set(table.keys) == set(truth), "every job the API lists, and nothing else"
+        for job_id, job in truth.items():
+            cells = table.cells(job_id)
+            assert cells is not None
+            assert cells[0].text == display_id(job_id)
+            assert cells[1].text == job["Name"][:40] or cells[1].text.endswith("…")
+            assert cells[2].text == job["Type"]
+            assert cells[3].text == job["State"]["StateType"]
+            assert cells[5].text == job["Tasks"][0]["Engine"]["Type"]
+        # Executions running/total are fetched for the rows on screen.
+        totals = {j: f"0/{len(cluster.job(j)['Executions'])}" for j in ids}
+        await until(
+            pilot,
+            lambda: all(table.cells(j)[4].text == t for j, t in totals.items()),  # type: ignore[index]
+            "execution counts",
+        )
+        header = text_of(app.screen.query_one("#header-right", Static))
+        assert "nodes 2/2" in header and "live" in header
+
+
+async def test_refresh_keeps_the_cursor_and_scroll_position(cluster: Cluster) -> None:
+    tag = unique("cursor")
+    for i in range(30):
+        cluster.submit(noop_job(f"{tag}-{i:02d}"))
+    app = make_app(cluster, start="jobs")
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = await until(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and jobs_table(app), "the jobs screen"
+        )
+        await until(pilot, lambda: table.row_count >= 30, "30 rows")
+        cleared: list[bool] = []
+        original_clear = table.clear
+
+        def spy_clear(columns: bool = False) -> Any:
+            cleared.append(True)
+            return original_clear(columns)
+
+        table.clear = spy_clear  # type: ignore[method-assign]
+        for _ in range(12):
+            await pilot.press("down")
+        key = table.selected_key
+        assert key is not None
+        row, offset = table.cursor_row, table.cursor_row - int(table.scroll_y)
+        before = table.row_count
+        newer = [cluster.submit(noop_job(f"{tag}-new-{i}")) for i in range(3)]
+        await until(pilot, lambda: all(table.cells(j) is not None for j in newer), "the new jobs")
+        # Newest first: three rows arrived above the cursor; it stayed on its job, at the
+        # same height on screen, and the table was patched, not cleared and refilled.
+        assert table.selected_key == key
+        assert table.cursor_row == row + (table.row_count - before)
+        assert table.cursor_row - int(table.scroll_y) == offset
+        assert not cleared
+        assert not table.last_diff.rebuilt
+
+
+async def test_filter_syntax_and_sorting(cluster: Cluster) -> None:
+    tag = unique("filter")
+    ok = [cluster.submit(noop_job(f"{tag}-{n}", {"team": tag, "n": n})) for n in "cab"]
+    failed = cluster.submit(wasm_job(f"{tag}-broken", "exit3", labels={"team": tag}))
+    cluster.wait_state(failed, "Failed")
+    for job_id in ok:
+        cluster.wait_state(job_id, "Completed")
+    app = make_app(cluster, start="jobs")
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await until(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and jobs_table(app), "the jobs screen"
+        )
+        await until(pilot, lambda: table.cells(failed) is not None, "the jobs")
+
+        async def filter_by(text: str) -> None:
+            await pilot.press("slash")
+            field = app.screen.query_one("#filter", Input)
+            field.value = text
+            await pilot.press("enter")
+            await pilot.pause()
+
+        await filter_by(f"state:failed label:team={tag}")
+        assert table.keys == [failed]
+        await filter_by(f"{tag} -state:fail")
+        assert sorted(table.keys) == sorted(ok)
+        await filter_by(f"label:n=a,b label:team={tag}")
+        assert sorted(table.keys) == sorted(ok[1:])
+        await filter_by("colour:red")  # unknown key: refused, the last filter stays
+        assert sorted(table.keys) == sorted(ok[1:])
+        assert any("unknown filter" in str(n.message) for n in app._notifications)
+        await filter_by(f"type:batch engine:noop {tag}")
+        assert sorted(table.keys) == sorted(ok)
+
+        await pilot.press("s", "s")  # age -> id -> name
+        screen = app.screen
+        assert isinstance(screen, JobsScreen) and screen.sort_spec.column == "name"
+        names = [table.cells(k)[1].text for k in table.keys]  # type: ignore[index]
+        assert names == sorted(names, key=str.lower)
+        await pilot.press("S")
+        names = [table.cells(k)[1].text for k in table.keys]  # type: ignore[index]
+        assert names == sorted(names, key=str.lower, reverse=True)
+
+        await pilot.press("escape")  # clears the filter
+        await until(pilot, lambda: table.row_count > 4, "every job again")
+
+
+async def test_job_detail_tabs(cluster: Cluster) -> None:
+    tag = unique("detail")
+    job_id = cluster.submit(wasm_job(tag, "hello", ["tui-arg"]))
+    cluster.wait_state(job_id, "Completed")
+    app = make_app(cluster, start="jobs")
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await until(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and jobs_table(app), "the jobs screen"
+        )
+        await until(pilot, lambda: table.cells(job_id) is not None, "the job")
+        table.select_key(job_id)
+        await pilot.press("enter")
+        screen = await until(
+            pilot,
+            lambda: isinstance(app.screen, JobDetailScreen) and app.screen,
+            "the job detail",
+        )
+        assert isinstance(screen, JobDetailScreen)
+        summary = screen.query_one("#job-summary", Static)
+        await until(pilot, lambda: job_id in text_of(summary), "the summary")
+        assert "Completed" in text_of(summary)
+
+        await pilot.press("right_square_bracket")
+        assert screen.tabs.active == "spec"
+        spec = text_of(screen.query_one("#job-spec", Static))
+        assert "Type: wasm" in spec and "EntryModule: main.wasm" in spec and tag in spec
+
+        await pilot.press("right_square_bracket")
+        executions = screen.query_one("#job-executions", KeyedTable)
+        await until(pilot, lambda: executions.row_count == 1, "one execution")
+        cells = executions.cells(executions.keys[0])
+        assert cells is not None and cells[3].text == "Completed" and cells[5].text == "0"
+
+        await pilot.press("right_square_bracket")
+        history = screen.query_one("#job-history", KeyedTable)
+        await until(pilot, lambda: history.row_count >= 3, "the job's history")
+        topics = {history.cells(k)[4].text for k in history.keys}  # type: ignore[index]
+        assert topics, "history rows carry their event topics"
+
+        await pilot.press("right_square_bracket")
+        assert screen.tabs.active == "logs"
+        view = screen.query_one(LogView)
+        await until(pilot, lambda: view.total >= 2, "the logs")
+        lines = list(view.lines())
+        assert (1, "tui-arg") in lines, "stdout"
+        assert (2, "hello from wasm") in lines, "stderr, told apart"
+
+
+async def test_stop_needs_confirmation_and_cancel_sends_nothing(cluster: Cluster) -> None:
+    job_id = cluster.submit(wasm_job(unique("spin"), "loop"))
+    try:
+        cluster.wait_state(job_id, "Running")
+        posted: list[Message] = []
+        app = make_app(cluster, start="jobs")
+        async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+            table = await until(
+                pilot,
+                lambda: isinstance(app.screen, JobsScreen) and jobs_table(app),
+                "the jobs screen",
+            )
+            await until(pilot, lambda: table.cells(job_id) is not None, "the running job")
+            table.select_key(job_id)
+            await pilot.press("x")
+            dialog = await until(
+                pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the dialog"
+            )
+            assert isinstance(dialog, ConfirmScreen)
+            assert dialog.command.startswith(f"bacedge job stop {job_id}")
+            assert f"--api {cluster.api}" in dialog.command
+            await pilot.press("escape")
+            assert isinstance(app.screen, JobsScreen)
+            # Two more polls: nothing was sent, the job still runs.
+            seen = sum(isinstance(m, DataRefreshed) for m in posted)
+            await until(
+                pilot,
+                lambda: sum(isinstance(m, DataRefreshed) for m in posted) >= seen + 2,
+                "two more refreshes",
+            )
+            assert not any(isinstance(m, ActionStarted) for m in posted)
+            assert cluster.job(job_id)["Job"]["State"]["StateType"] == "Running"
+            assert app.command_log == []
+
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
+            await pilot.press("y")
+            finished = await until(
+                pilot,
+                lambda: [m for m in posted if isinstance(m, ActionFinished)],
+                "the stop to be sent",
+            )
+            assert finished[0].entry.ok, finished[0].entry.message
+            cluster.wait_state(job_id, "Stopped")
+            await until(pilot, lambda: table.cells(job_id)[3].text == "Stopped", "the new state")  # type: ignore[index]
+            entry = app.command_log[-1]
+            assert entry.command == (
+                f"bacedge job stop {job_id} --reason 'stopped from bacedge tui' --api {cluster.api}"
+            )
+    finally:
+        stop_quietly(cluster, job_id)
+
+
+async def test_read_only_blocks_every_action(cluster: Cluster) -> None:
+    job_id = cluster.submit(wasm_job(unique("ro"), "loop"))
+    try:
+        cluster.wait_state(job_id, "Running")
+        posted: list[Message] = []
+        app = make_app(cluster, start="jobs", read_only=True)
+        async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+            table = await until(
+                pilot,
+                lambda: isinstance(app.screen, JobsScreen) and jobs_table(app),
+                "the jobs screen",
+            )
+            await until(pilot, lambda: table.cells(job_id) is not None, "the job")
+            table.select_key(job_id)
+            bindings = {b.binding.action for b in app.screen.active_bindings.values()}
+            assert not bindings & {"stop_job", "rerun_job", "submit_job"}
+            await pilot.press("x", "R", "ctrl+n")
+            await pilot.pause()
+            assert isinstance(app.screen, JobsScreen), "no dialog opened"
+            app.confirm_stop(app.data.jobs[job_id])  # even a direct call is refused
+            await pilot.pause()
+            assert isinstance(app.screen, JobsScreen)
+            commands = [name for name, _, _ in BacedgeCommands(app.screen)._commands()]
+            assert not [c for c in commands if c.startswith(("Stop", "Rerun", "Submit", "Approve"))]
+            assert "READ-ONLY" in text_of(app.screen.query_one("#header-right", Static))
+            await pilot.press("5")
+            await pilot.pause()
+            nodes = {b.binding.action for b in app.screen.active_bindings.values()}
+            assert not nodes & {"approve_node", "reject_node", "delete_node"}
+            assert not any(isinstance(m, ActionStarted) for m in posted)
+        assert cluster.job(job_id)["Job"]["State"]["StateType"] == "Running"
+    finally:
+        stop_quietly(cluster, job_id)
+
+
+async def test_node_approval(own_cluster: Cluster) -> None:
+    c = own_cluster
+    c.orchestrator(False, BACEDGE_ORCHESTRATOR_AUTO_APPROVE_NODES="false")
+    c.compute("newcomer")
+    (node,) = c.wait_nodes(1)
+    node_id = node["Info"]["NodeID"]
+    assert node["Membership"] == "PENDING"
+    posted: list[Message] = []
+    app = make_app(c, start="overview")
+    async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+        attention = await until(
+            pilot, lambda: app.screen.query("#attention").first(KeyedTable), "the overview"
+        )
+        await until(pilot, lambda: f"node-pending-{node_id}" in attention.keys, "a pending node")
+        await pilot.press("5")
+        table = await until(
+            pilot, lambda: app.screen.query("#nodes-table").first(KeyedTable), "the nodes screen"
+        )
+        await until(pilot, lambda: table.cells(node_id) is not None, "the node")
+        assert table.cells(node_id)[3].text == "PENDING"  # type: ignore[index]
+        table.select_key(node_id)
+        await pilot.press("a")
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the dialog"
+        )
+        assert isinstance(dialog, ConfirmScreen)
+        assert dialog.command == f"bacedge node approve {node_id} --api {c.api}"
+        await pilot.press("y")
+        await until(pilot, lambda: any(isinstance(m, ActionFinished) for m in posted), "approval")
+        await until(
+            pilot,
+            lambda: table.cells(node_id)[3].text == "APPROVED",  # type: ignore[index]
+            "the node approved in the table",
+        )
+    (after,) = [n for n in c.nodes() if n["Info"]["NodeID"] == node_id]
+    assert after["Membership"] == "APPROVED"
+
+
+async def test_disconnect_banner_then_recovery(own_cluster: Cluster) -> None:
+    c = own_cluster
+    orchestrator = c.orchestrator(True)
+    c.wait_nodes(1)
+    first = c.submit(noop_job(unique("before")))
+    c.wait_state(first, "Completed")
+    app = make_app(c, start="jobs", refresh_interval=0.2)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await until(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and jobs_table(app), "the jobs screen"
+        )
+        await until(pilot, lambda: table.cells(first) is not None, "the first job")
+        banner = app.screen.query_one(ConnectionBanner)
+        assert not banner.display or not banner.has_class("-shown")
+
+        orchestrator.kill()
+        await until(pilot, lambda: banner.has_class("-shown"), "the disconnected banner")
+        assert app.link.status == "down"
+        assert "Disconnected" in text_of(banner)
+        assert "retrying in" in text_of(banner)
+        assert table.cells(first) is not None, "the last data stays on screen"
+        assert "offline" in text_of(app.screen.query_one("#header-right", Static))
+
+        c.orchestrator(True)  # same data dir and ports: the cluster comes back
+        await until(pilot, lambda: app.link.ok, "the TUI to reconnect by itself", timeout=60)
+        await until(pilot, lambda: not banner.has_class("-shown"), "the banner to go")
+        after = c.submit(noop_job(unique("after")))
+        await until(pilot, lambda: table.cells(after) is not None, "a job submitted afterwards")
+        assert app.is_running
+
+
+async def test_logs_screen_follow_filter_next_error_and_save(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    job_id = cluster.submit(wasm_job(unique("logs"), "hello", ["one", "error-two", "three"]))
+    cluster.wait_state(job_id, "Completed")
+    app = make_app(cluster, start="jobs")
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = await until(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and jobs_table(app), "the jobs screen"
+        )
+        await until(pilot, lambda: table.cells(job_id) is not None, "the job")
+        table.select_key(job_id)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen), "the logs screen")
+        view = app.screen.query_one(LogView)
+        await until(pilot, lambda: (2, "hello from wasm") in list(view.lines()), "the logs")
+        assert [t for k, t in view.lines() if k == 1][:3] == ["one", "error-two", "three"]
+
+        await pilot.press("f")
+        assert not view.follow
+        await pilot.press("g", "n")
+        assert view.marked_text() is not None
+        assert ERROR_RE.search(view.marked_text() or "") or view.marked_text() == "hello from wasm"
+
+        await pilot.press("slash")
+        app.screen.query_one("#log-input", Input).value = "t"
+        await pilot.press("enter")
+        await until(pilot, lambda: view.shown < view.total, "the filter")
+        assert all("t" in text.lower() for _, text in view.lines())
+
+        target = tmp_path / "saved.txt"
+        await pilot.press("w")
+        app.screen.query_one("#log-input", Input).value = str(target)
+        await pilot.press("enter")
+        await until(pilot, target.exists, "the saved file")
+        assert target.read_text().splitlines() == [t for _, t in view.lines()]
+
+
+async def test_submit_validates_before_sending(cluster: Cluster, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "Name: broken\nType: batch\nTasks:\n  - Name: main\n    Engine:\n      Type: docker\n"
+    )
+    good = tmp_path / "good.yaml"
+    name = unique("submitted")
+    good.write_text(
+        f"Name: {name}\nType: batch\nTasks:\n  - Name: main\n    Engine: {{Type: noop}}\n"
+    )
+    posted: list[Message] = []
+    app = make_app(cluster, start="jobs")
+    async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+        await until(pilot, lambda: app.data.loaded, "the first poll")
+        await pilot.press("ctrl+n")
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, SubmitScreen) and app.screen, "the dialog"
+        )
+        field = dialog.query_one("#path", Input)
+        field.value = str(bad)
+        await pilot.click("#submit")
+        problems = text_of(dialog.query_one("#problems", Static))
+        assert "Tasks[0].Engine.Params.Image" in problems, problems
+        assert isinstance(app.screen, SubmitScreen), "not sent"
+        assert not any(isinstance(m, ActionStarted) for m in posted)
+        field.value = str(good)
+        await pilot.click("#submit")
+        done = await until(
+            pilot, lambda: [m for m in posted if isinstance(m, ActionFinished)], "the submission"
+        )
+        assert done[0].entry.ok
+        assert done[0].entry.command == f"bacedge job run --no-wait --api {cluster.api} {good}"
+        job_id = await until(
+            pilot,
+            lambda: next((j.ID for j in app.data.jobs.values() if j.Name == name), None),
+            "the submitted job in the TUI",
+        )
+        cluster.wait_state(job_id, "Completed")

@@ -1,0 +1,76 @@
+"""`?`: the keys of the screen underneath, grouped by where they apply."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from .base import WRITE_ACTIONS
+
+FILTER_HELP = """\
+Filters (/): words are ANDed. Free text matches anywhere in a row;
+key:value matches one field by prefix, a,b means either, -key:value negates.
+  jobs:        state:failed  type:daemon  label:site=a  engine:wasm  name:  id:
+  executions:  state:  desired:  job:  node:  id:
+  nodes:       status:disconnected  approval:pending  label:k=v  engine:  gpu:
+Example: state:running,queued -type:ops label:site=plant-a"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "close", "Close", id="help.close"),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str, str]], read_only: bool) -> None:
+        super().__init__()
+        self.rows = rows
+        self.read_only = read_only
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
+        table.add_column("Key", style="bold cyan", no_wrap=True)
+        table.add_column("Action")
+        table.add_column("Where", style="dim")
+        table.add_row("enter", "Open the row under the cursor", "tables")
+        for key, description, where in self.rows:
+            table.add_row(key, description, where)
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Static(Text("Keys", "bold"))
+            with VerticalScroll():
+                yield Static(table)
+                yield Static(Text(FILTER_HELP, "dim"))
+                if self.read_only:
+                    yield Static(
+                        Text("Read-only: actions that change the cluster are off.", "yellow")
+                    )
+            yield Static(Text("ctrl+p opens the command palette · escape closes", "dim"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def binding_rows(
+    bindings: list[tuple[str, Binding, str]], read_only: bool
+) -> list[tuple[Binding, str, str]]:
+    """(binding, description, where) for each distinct binding; writes dropped in read-only."""
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for key, binding, where in bindings:
+        if binding.id is None and not binding.show:
+            continue  # a widget's own keys (table cursor movement and the like)
+        action = binding.action.split("(")[0]
+        if read_only and action in WRITE_ACTIONS:
+            continue
+        description = binding.description or binding.action
+        if (key, description) in seen:
+            continue
+        seen.add((key, description))
+        rows.append((binding, description, where))
+    return rows

@@ -1,0 +1,117 @@
+"""A node in full: identity, connection, capacity, each GPU, and its executions."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from edge.cli.output import describe_node, display_id
+from edge.models import format_bytes
+
+from ..client import Needs
+from ..views import EXECUTION_COLUMNS, SortSpec, execution_row, sort_keys
+from ..widgets.cells import Cell
+from ..widgets.table import Column, KeyedTable
+from .base import BaseScreen
+from .executions import RECENT_JOBS
+
+GPU_COLUMNS = [
+    Column("index", "#"),
+    Column("model", "MODEL"),
+    Column("memory", "MEMORY"),
+    Column("used", "USED"),
+    Column("util", "UTIL"),
+    Column("pci", "PCI"),
+]
+
+
+class NodeDetailScreen(BaseScreen):
+    TITLE_TEXT = "Node"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="node.back"),
+        Binding("a", "approve_node", "Approve", id="node.approve"),
+        Binding("r", "reject_node", "Reject", id="node.reject"),
+        Binding("d", "delete_node", "Delete", id="node.delete"),
+    ]
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="node-top"):
+            with VerticalScroll(id="node-info-scroll"):
+                yield Static(id="node-info")
+            yield KeyedTable(GPU_COLUMNS, id="node-gpus")
+        yield Static(" Executions on this node", classes="section-title")
+        yield KeyedTable(EXECUTION_COLUMNS, id="node-executions")
+
+    def needs(self) -> Needs:
+        return Needs(recent_executions=RECENT_JOBS)
+
+    def refresh_data(self) -> None:
+        if not self.is_mounted:
+            return
+        data = self.bapp.data
+        node = data.nodes.get(self.node_id)
+        self.bapp.title_suffix = {**self.bapp.title_suffix, "Node": display_id(self.node_id)}
+        info = self.query_one("#node-info", Static)
+        if node is None:
+            info.update(Text(f"node {self.node_id} is not in the last answer", "yellow"))
+            return
+        info.update(Text(describe_node(node, colour=False)))
+        gpus = node.Info.ComputeNodeInfo.MaxCapacity.GPUs
+        rows = {
+            str(g.Index): (
+                Cell(str(g.Index), "", g.Index),
+                Cell(g.Name),
+                Cell(format_bytes(g.Memory) if g.Memory else "", "", g.Memory),
+                Cell(format_bytes(g.MemoryUsed) if g.Memory else "", "", g.MemoryUsed),
+                Cell(f"{g.Utilization}%", "", g.Utilization),
+                Cell(g.PCIAddress),
+            )
+            for g in gpus
+        }
+        table = self.query_one("#node-gpus", KeyedTable)
+        table.display = bool(rows)
+        table.apply(rows, list(rows))
+        now = self.now_ns()
+        executions = {
+            e.ID: execution_row(e, data.job_name(e.JobID), display_id(e.NodeID), now)
+            for e in data.all_executions()
+            if e.NodeID == self.node_id and e.ID
+        }
+        order = sort_keys(executions, EXECUTION_COLUMNS, SortSpec("modified"))
+        self.query_one("#node-executions", KeyedTable).apply(executions, order)
+
+    @on(DataTable.RowSelected, "#node-executions")
+    def _open_execution(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = str(event.row_key.value or "")
+        for execution in self.bapp.data.all_executions():
+            if execution.ID == key:
+                self.bapp.open_job(execution.JobID)
+                return
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def _node_action(self, action: str) -> None:
+        node = self.bapp.data.nodes.get(self.node_id)
+        if node is not None:
+            self.bapp.confirm_node_action(node, action)
+
+    def action_approve_node(self) -> None:
+        self._node_action("approve")
+
+    def action_reject_node(self) -> None:
+        self._node_action("reject")
+
+    def action_delete_node(self) -> None:
+        self._node_action("delete")

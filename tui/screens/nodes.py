@@ -1,0 +1,74 @@
+"""Screen 5: the fleet, with each node's capacity and GPUs, and approve/reject/delete."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from edge.models import NodeState
+
+from ..filters import Field
+from ..views import NODE_COLUMNS, NODE_FIELDS, SortSpec, node_haystack, node_row
+from ..widgets.cells import Cell
+from .base import TableScreen
+
+
+class NodesScreen(TableScreen[NodeState]):
+    TITLE_TEXT = "Nodes"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Detail", id="nodes.open"),
+        Binding("a", "approve_node", "Approve", id="nodes.approve"),
+        Binding("r", "reject_node", "Reject", id="nodes.reject"),
+        Binding("d", "delete_node", "Delete", id="nodes.delete"),
+    ]
+    COLUMNS = NODE_COLUMNS
+    FIELDS: ClassVar[Mapping[str, Field[NodeState]]] = NODE_FIELDS
+    DEFAULT_SORT = SortSpec("name")
+    NOUN = "nodes"
+    TABLE_ID = "nodes-table"
+
+    def haystack(self, item: NodeState) -> str:
+        return node_haystack(item)
+
+    def items(self) -> Mapping[str, NodeState]:
+        return self.bapp.data.nodes
+
+    def row(self, key: str, item: NodeState) -> tuple[Cell, ...]:
+        return node_row(item)
+
+    def status_extra(self) -> str:
+        pending = sum(1 for n in self.items().values() if n.Membership.value == "PENDING")
+        return f"{pending} waiting for approval" if pending else "Enter detail · a approve"
+
+    def selected(self) -> NodeState | None:
+        key = self.table.selected_key
+        return self.bapp.data.nodes.get(key) if key else None
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        node = self.selected()
+        if node is not None:
+            self.bapp.open_node(node.Info.NodeID)
+
+    def action_approve_node(self) -> None:
+        node = self.selected()
+        if node is not None:
+            self.bapp.confirm_node_action(node, "approve")
+
+    def action_reject_node(self) -> None:
+        node = self.selected()
+        if node is not None:
+            self.bapp.confirm_node_action(node, "reject")
+
+    def action_delete_node(self) -> None:
+        node = self.selected()
+        if node is not None:
+            self.bapp.confirm_node_action(node, "delete")
