@@ -59,6 +59,9 @@ for pyver in 3.10 3.11 3.12 3.13; do
       "${PLATFORMS[@]}" --python-version "$pyver" --implementation cp -r "$REQS"
 done
 
+step "pip itself (runs from its wheel: the device needs no ensurepip)"
+"$PYTHON" -m pip download -q --no-deps --only-binary=:all: --dest "$OUT/wheels" pip
+
 step "units, config, installer"
 cp systemd/*.service "$OUT/systemd/"
 cp packaging/config.toml "$OUT/config.toml"

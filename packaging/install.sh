@@ -10,16 +10,18 @@ PYTHON=${PYTHON:-python3}
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 command -v "$PYTHON" >/dev/null || { echo "install.sh: python3 (3.10+) is required" >&2; exit 1; }
 "$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || {
-    echo "install.sh: python3 >= 3.10 with the venv module is required (Debian: python3-venv)" >&2
+    echo "install.sh: python3 >= 3.10 with the venv module is required" >&2
     exit 1; }
 
 echo "==> checking the bundle"
 (cd "$HERE" && sha256sum --quiet -c SHA256SUMS)
 
 echo "==> virtualenv in $PREFIX (offline)"
-[ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
-"$PREFIX/bin/python" -m pip install --quiet --no-index --find-links "$HERE/wheels" \
-    --upgrade bacedge
+# --without-pip: Debian leaves ensurepip out of python3; pip runs from its own wheel.
+[ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv --without-pip "$PREFIX"
+PIP_WHEEL=$(ls "$HERE"/wheels/pip-*.whl | head -n 1)
+"$PREFIX/bin/python" "$PIP_WHEEL/pip" install --quiet --no-index --disable-pip-version-check \
+    --find-links "$HERE/wheels" --upgrade bacedge
 ln -sf "$PREFIX/bin/bacedge" /usr/local/bin/bacedge
 
 echo "==> units and config"

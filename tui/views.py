@@ -7,7 +7,7 @@ renders the same way, which is what keyed diffs and snapshot tests depend on.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,12 +549,6 @@ def attention_row(item: Attention, now_ns: int) -> tuple[Cell, ...]:
         Cell(item.why),
         age_cell(item.since_ns, now_ns) if item.since_ns else Cell(""),
     )
-
-
-def build_rows(
-    items: Iterable[Any], key: Callable[[Any], str], row: Callable[[Any], tuple[Cell, ...]]
-) -> dict[str, tuple[Cell, ...]]:
-    return {key(item): row(item) for item in items}
 
 
 def _queued_why(state: str, job: Job, now_ns: int) -> str:

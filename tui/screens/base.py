@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from rich.text import Text
@@ -221,6 +221,3 @@ class TableScreen(BaseScreen, Generic[T]):
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
         self.set_sort(str(event.column_key.value))
-
-    def sort_columns(self) -> Sequence[Column]:
-        return self.COLUMNS
