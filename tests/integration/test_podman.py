@@ -21,26 +21,11 @@ import yaml
 from podman import PodmanClient
 
 from edge.executors.podman import LABEL_EXECUTION, LABEL_NODE
-from tests.podman_image import TAG, build_busybox_archive, load_busybox, podman_socket
+from tests.podman_image import TAG, build_busybox_archive
 
 from .cluster import BACEDGE, Cluster, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def socket() -> str:
-    found = podman_socket()
-    if found is None:
-        pytest.skip("no rootless Podman: run scripts/test.sh (it runs `bacedge setup podman`)")
-    load_busybox(found)
-    return found
-
-
-@pytest.fixture(scope="session")
-def podman(socket: str) -> Iterator[PodmanClient]:
-    with PodmanClient(base_url=f"unix://{socket}") as client:
-        yield client
 
 
 @pytest.fixture

@@ -16,22 +16,7 @@ from podman import PodmanClient
 from edge.executors.base import STDOUT, ExecutionRequest, ExecutorError
 from edge.executors.podman import LABEL_EXECUTION, LABEL_NODE, PodmanExecutor, container_name
 from edge.models import Task
-from tests.podman_image import TAG, load_busybox, podman_socket
-
-
-@pytest.fixture(scope="module")
-def socket() -> str:
-    found = podman_socket()
-    if found is None:
-        pytest.skip("no rootless Podman: run scripts/test.sh (it runs `bacedge setup podman`)")
-    load_busybox(found)
-    return found
-
-
-@pytest.fixture(scope="module")
-def podman(socket: str) -> Iterator[PodmanClient]:
-    with PodmanClient(base_url=f"unix://{socket}") as client:
-        yield client
+from tests.podman_image import TAG
 
 
 @pytest.fixture
