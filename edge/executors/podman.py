@@ -624,6 +624,9 @@ class PodmanExecutor:
             "read_only": spec.read_only_rootfs,
             "no_new_privileges": True,
             "stop_timeout": int(self.stop_grace),
+            # Podman defaults to journald where systemd runs, and a lingering service user
+            # has no journal to read back from: its logs API then returns nothing.
+            "log_config": {"Type": "k8s-file"},
         }
         if spec.working_directory:
             args["working_dir"] = spec.working_directory
@@ -921,6 +924,13 @@ def _start_error(exc: APIError, request: ExecutionRequest) -> str:
         return (
             f"the task's command cannot start ({message}): check Entrypoint and Parameters "
             "name a program that exists in the image"
+        )
+    if "session keyring" in lowered:
+        return (
+            f"the task's container cannot start ({message}): the kernel refuses keyctl here, "
+            "as inside systemd-nspawn or LXC; allow it there (systemd-nspawn "
+            "--system-call-filter=@keyring) or set keyring = false under [containers] in the "
+            "Podman service user's containers.conf"
         )
     if "permission denied" in lowered:
         return (

@@ -110,6 +110,9 @@ class Machine:
                 "--register=no",
                 "--keep-unit",
                 "--private-network",
+                # nspawn filters keyctl, which runc needs for each container's session
+                # keyring; a real edge host allows it.
+                "--system-call-filter=@keyring",
                 f"--machine={self.name}",
                 "--console=pipe",
             ],

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
+
+from tests.podman_image import build_busybox_archive
 
 from .conftest import install_deb
 from .machine import Machine, chroot, copy_tree
@@ -57,6 +60,32 @@ def test_units_start_and_run_jobs(machine: Machine) -> None:
     assert run.stdout.splitlines()[0] == "from-systemd"
     logs = machine.run("journalctl", "-u", "bacedge-orchestrator", "-o", "cat", "--no-pager")
     assert any(line.startswith("{") and '"level"' in line for line in logs.stdout.splitlines())
+
+
+def test_podman_job_runs_in_the_service_users_podman(machine: Machine) -> None:
+    """The user manager's podman.socket (lingering, enabled offline by the postinst) serves
+    the hardened compute unit through its read-only bind of /run/user/UID/podman."""
+    uid = machine.run("id", "-u", "bacedge").stdout.strip()
+    sock = f"/run/user/{uid}/podman/podman.sock"
+    machine.wait_for("test", "-S", sock, what="the bacedge user's podman.socket")
+    archive = build_busybox_archive()
+    shutil.copy(archive, machine.root / "root" / "busybox.tar")
+    machine.run("bacedge", "image", "load", "--user", "bacedge", "/root/busybox.tar", timeout=180)
+    run = machine.run(
+        "bacedge",
+        "docker",
+        "run",
+        "localhost/busybox:latest",
+        "--",
+        "sh",
+        "-c",
+        "echo from-podman; id -u",
+        timeout=180,
+    )
+    lines = run.stdout.splitlines()
+    assert lines[:2] == ["from-podman", "0"], run.stdout + run.stderr
+    # Rootless: the socket, and so the containers, belong to the service user, not root.
+    assert machine.run("stat", "-c", "%U", sock).stdout.strip() == "bacedge"
 
 
 def _main_pid(machine: Machine, unit: str) -> int:

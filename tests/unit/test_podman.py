@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import pytest
+from podman.errors import APIError
 
 from edge.cli.docker import build_docker_job, parse_selector
 from edge.cli.image import ArchivedImage, already_loaded, archive_images
@@ -22,7 +23,7 @@ from edge.cli.setup import (
     socket_answers,
 )
 from edge.executors import ServiceExecutor, canonical_engine
-from edge.executors.base import STDERR, STDOUT, ExecutorError
+from edge.executors.base import STDERR, STDOUT, ExecutionRequest, ExecutorError
 from edge.executors.podman import (
     HostLimits,
     PodmanExecutor,
@@ -30,6 +31,7 @@ from edge.executors.podman import (
     _frames,
     _Images,
     _limits_note,
+    _start_error,
     parse_spec,
     socket_path,
 )
@@ -243,6 +245,31 @@ def test_log_frames_and_capture_caps_each_stream() -> None:
 
 
 # -- CLI ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("podman_says", "hint"),
+    [
+        (
+            "runc create failed: unable to join session keyring: unable to create session "
+            "key: operation not permitted: OCI permission denied",
+            "keyring = false",
+        ),
+        ('exec: "nope": executable file not found in $PATH', "check Entrypoint"),
+        ("open /data/in: permission denied", "able to read every input"),
+    ],
+)
+def test_start_errors_name_the_fix(podman_says: str, hint: str, tmp_path: Path) -> None:
+    request = ExecutionRequest(
+        execution_id="e-1",
+        job_id="j-1",
+        node_id="n-1",
+        task=docker_task({"Image": "busybox"}),
+        env={},
+        workdir=tmp_path,
+    )
+    message = _start_error(APIError(podman_says), request)
+    assert podman_says in message and hint in message
 
 
 def test_build_docker_job_mirrors_bacalhau_docker_run() -> None:
