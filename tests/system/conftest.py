@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,11 @@ def installed(base_rootfs: Path, deb_file: Path, tmp_path_factory: pytest.TempPa
     return root
 
 
-@pytest.fixture(scope="module")
-def machine(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+@contextmanager
+def boot(root: Path, name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    """`root` booted under systemd-nspawn; its bacedge journal is kept next to the console log."""
     log = tmp_path_factory.mktemp("boot") / "console.log"
-    box = Machine(installed, "bacedge-test", log)
+    box = Machine(root, name, log)
     try:
         box.boot()
         yield box
@@ -70,3 +72,9 @@ def machine(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             )
             (log.parent / "journal.txt").write_text(journal.stdout)
         box.poweroff()
+
+
+@pytest.fixture(scope="module")
+def machine(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    with boot(installed, "bacedge-test", tmp_path_factory) as box:
+        yield box
