@@ -72,6 +72,7 @@ class ComputeSection(_Section):
     podman_socket: str = ""  # empty: /run/user/$UID/podman/podman.sock
     allowed_registries: list[str] = Field(default_factory=list)  # empty: never pull
     pids_limit: int = Field(default=1024, ge=0)  # per task container; 0: no limit
+    stop_grace: int = Field(default=10, ge=0, le=300)  # SIGTERM -> SIGKILL, seconds
 
 
 class ClientSection(_Section):

@@ -167,6 +167,7 @@ class ComputeNode:
                 "socket": self.cfg.podman_socket,
                 "allowed_registries": self.cfg.allowed_registries,
                 "pids_limit": self.cfg.pids_limit,
+                "stop_grace": self.cfg.stop_grace,
                 "output_cap": self.cfg.max_output_bytes,
             },
         }

@@ -38,7 +38,7 @@ from podman.api.client import APIResponse
 from podman.domain.containers import Container
 from podman.errors import APIError
 
-from edge.models import NetworkType, ResourceError, Task, format_bytes
+from edge.models import LOST_DETAIL, NetworkType, ResourceError, Task, format_bytes
 from edge.models.node import ImageRef, find_image, registry_allowed
 
 from .base import STDERR, STDOUT, ExecutionRequest, ExecutionResult, ExecutorError, LogSink
@@ -838,6 +838,7 @@ class PodmanExecutor:
                             "compute node restarted while the task was running: its "
                             f"container ({state or 'unknown state'}) was removed"
                         ),
+                        details={LOST_DETAIL: "node restarted"},  # may run again here
                     )
             log.info(
                 "removing a container left from before the restart",

@@ -393,13 +393,24 @@ def _restart_cluster(root: Path, socket: str) -> tuple[Cluster, list[str]]:
     return cluster, args
 
 
-def test_restart_removes_a_running_container_and_fails_it(
+def test_restart_removes_a_running_container_and_reruns_it(
     root: Path, socket: str, podman: PodmanClient
 ) -> None:
+    """A node killed mid-task cannot supervise the container it left, so it removes it and
+    marks the execution lost: the job runs again, on the same node when it is the only one."""
     cluster, args = _restart_cluster(root, socket)
     try:
         node_id = cluster.nodes()[0]["Info"]["NodeID"]
-        job_id = _submit_docker(cluster, TAG, "--", "sleep", "600")
+        job_id = _submit_docker(
+            cluster,
+            "-i",
+            f"{root / 'ctl'},dst=/ctl",
+            TAG,
+            "--",
+            "sh",
+            "-c",
+            "while [ ! -e /ctl/go ]; do sleep 0.1; done; echo finished",
+        )
         wait_until(lambda: _execution(cluster, job_id)["ComputeState"]["StateType"] == 6, 30, "run")
         execution_id = _execution(cluster, job_id)["ID"]
         wait_until(
@@ -423,7 +434,14 @@ def test_restart_removes_a_running_container_and_fails_it(
 
         execution = wait_until(lost, 60, "the execution to fail")
         assert "restarted while the task was running" in execution["ComputeState"]["Message"]
-        cluster.wait_state(job_id, "Failed")  # nothing stays Running
+        assert "Lost" in execution["ComputeState"]["Details"]
+        (root / "ctl" / "go").touch()
+        body = cluster.wait_state(job_id, "Completed", "Failed")
+        assert body["Job"]["State"]["StateType"] == "Completed", body
+        executions = cluster.job(job_id)["Executions"]
+        assert len(executions) == 2 and {e["NodeID"] for e in executions} == {node_id}
+        rerun = next(e for e in executions if e["ID"] != execution_id)
+        assert rerun["RunOutput"]["Stdout"] == "finished\n"
     except BaseException:
         print(cluster.logs())
         raise

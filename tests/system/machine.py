@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.podman_image import TAG
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = [
     "systemd",
@@ -162,6 +164,10 @@ class Machine:
                 f"{' '.join(command)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def docker_run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """`bacedge docker run` of the test busybox image, through the node's own Podman."""
+        return self.run("bacedge", "docker", "run", TAG, "--", *command, timeout=180)
 
     def wait_for(self, *command: str, timeout: float = 90.0, what: str = "") -> str:
         deadline = time.monotonic() + timeout

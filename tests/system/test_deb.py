@@ -71,17 +71,7 @@ def test_podman_job_runs_in_the_service_users_podman(machine: Machine) -> None:
     archive = build_busybox_archive()
     shutil.copy(archive, machine.root / "root" / "busybox.tar")
     machine.run("bacedge", "image", "load", "--user", "bacedge", "/root/busybox.tar", timeout=180)
-    run = machine.run(
-        "bacedge",
-        "docker",
-        "run",
-        "localhost/busybox:latest",
-        "--",
-        "sh",
-        "-c",
-        "echo from-podman; id -u",
-        timeout=180,
-    )
+    run = machine.docker_run("sh", "-c", "echo from-podman; id -u")
     lines = run.stdout.splitlines()
     assert lines[:2] == ["from-podman", "0"], run.stdout + run.stderr
     # Rootless: the socket, and so the containers, belong to the service user, not root.

@@ -88,14 +88,5 @@ def test_bundle_installs_on_a_running_device_and_its_image_runs(
         "systemctl", "enable", "--now", "bacedge-orchestrator", "bacedge-compute", timeout=120
     )
     machine.wait_for("sh", "-c", "bacedge node list | grep -q CONNECTED", what="the node to join")
-    run = machine.run(
-        "bacedge",
-        "docker",
-        "run",
-        "localhost/busybox:latest",
-        "--",
-        "echo",
-        "from-bundle",
-        timeout=180,
-    )
+    run = machine.docker_run("echo", "from-bundle")
     assert run.stdout == "from-bundle\n", run.stdout + run.stderr

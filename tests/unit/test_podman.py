@@ -397,3 +397,26 @@ def test_scheduler_prefers_a_node_that_has_the_image() -> None:
     assert select_node(job, need, [idle_without, busy_with]).node is busy_with
     other = load_job({"Tasks": [{"Engine": {"Type": "docker", "Params": {"Image": "alpine"}}}]})
     assert select_node(other, need, [idle_without, busy_with]).node is idle_without
+
+
+def test_stop_grace_comes_from_config(tmp_path: Path) -> None:
+    from edge.compute.agent import ComputeNode
+    from edge.config import ConfigError, load_config
+    from edge.executors import build_executors
+
+    config = load_config(
+        None,
+        {"node.data_dir": str(tmp_path)},
+        environ={"BACEDGE_COMPUTE_STOP_GRACE": "25"},
+    )
+    assert config.data_dir == tmp_path
+    node = ComputeNode(config, [])
+    executor = build_executors(["docker"], node._engine_settings())["docker"]
+    assert isinstance(executor, PodmanExecutor) and executor.stop_grace == 25
+    args = executor._create_args(
+        ExecutionRequest("e-1", "j-1", "n-1", docker_task({"Image": "x"}), {}, tmp_path),
+        parse_spec(docker_task({"Image": "x"})),
+    )
+    assert args["stop_timeout"] == 25
+    with pytest.raises(ConfigError, match="stop_grace"):
+        load_config(None, environ={"BACEDGE_COMPUTE_STOP_GRACE": "-1"})

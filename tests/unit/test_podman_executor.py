@@ -135,6 +135,7 @@ async def test_reconcile_reports_exited_removes_ours_and_spares_other_nodes(
         assert found["e-done"].exit_code == 4 and found["e-done"].stdout == "done\n"
         assert "Recovered" in found["e-done"].details
         assert "restarted while the task was running" in found["e-run"].error
+        assert "Lost" in found["e-run"].details
         assert set(found) == {"e-done", "e-run"}
         assert _labelled(podman, LABEL_NODE, "n-rec") == []
         assert [c["Id"] for c in _labelled(podman, LABEL_NODE, "n-other")] == [foreign]
