@@ -235,9 +235,10 @@ def _frames(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 class _Capture:
-    """Keeps the first `cap` bytes of each stream and forwards every chunk to the sink."""
+    """Keeps the first `cap` bytes of each stream and forwards every chunk to the sink
+    (when there is one)."""
 
-    def __init__(self, cap: int, sink: LogSink) -> None:
+    def __init__(self, cap: int, sink: LogSink | None) -> None:
         self.cap = cap
         self.sink = sink
         self.kept = {STDOUT: bytearray(), STDERR: bytearray()}
@@ -251,7 +252,7 @@ class _Capture:
         kept = self.kept[kind]
         if len(kept) < self.cap:
             kept += data[: self.cap - len(kept)]
-        if self._sink_failed:
+        if self._sink_failed or self.sink is None:
             return
         try:
             self.sink(kind, data)
@@ -270,9 +271,13 @@ class _LogFollower:
     """Streams a running container's output from a worker thread onto the event loop.
 
     Podman ends a follow stream only some time after the task exits, so the executor does
-    not wait for it: it detaches the follower, reads the complete log once, and delivers only
-    what the follower had not. Counting happens under a lock so no chunk is lost or doubled.
+    not wait for it: it detaches the follower and reads the complete log once. That read is
+    the task's output; the live stream is best effort, because Podman's k8s-file follow can
+    skip a stretch of a fast writer's output (podman#21914, #26206). The follower keeps the
+    tail of what it delivered so the rest can be found in the complete log without repeats.
     """
+
+    TAIL = 4096
 
     def __init__(
         self, client: PodmanClient, container_id: str, loop: asyncio.AbstractEventLoop
@@ -282,6 +287,7 @@ class _LogFollower:
         self.loop = loop
         self.capture: _Capture | None = None
         self.delivered = {STDOUT: 0, STDERR: 0}
+        self.tails = {STDOUT: b"", STDERR: b""}
         self._lock = threading.Lock()
         self._detached = False
 
@@ -307,6 +313,7 @@ class _LogFollower:
                         return
                     if kind in self.delivered and data:
                         self.delivered[kind] += len(data)
+                        self.tails[kind] = (self.tails[kind] + data)[-self.TAIL :]
                         self.loop.call_soon_threadsafe(self._feed, kind, data)
         except Exception as exc:  # a stream cut by removal or shutdown ends following
             log.debug("log follow ended", extra={"error": str(exc)})
@@ -319,11 +326,24 @@ class _LogFollower:
         if self.capture is not None:
             self.capture.feed(kind, data)
 
-    def detach(self) -> dict[int, int]:
-        """Stop delivering; returns how many bytes of each stream were delivered."""
+    def detach(self) -> dict[int, tuple[int, bytes]]:
+        """Stop delivering; returns, per stream, the bytes delivered and their tail."""
         with self._lock:
             self._detached = True
-            return dict(self.delivered)
+            return {kind: (self.delivered[kind], self.tails[kind]) for kind in self.delivered}
+
+
+def _resume_at(whole: bytes, delivered: int, tail: bytes) -> int:
+    """Where in a stream's complete output the live stream should go on.
+
+    Normally right after what it delivered. When the follow stream skipped a stretch, the
+    count is short: the end of the delivered tail, found in the complete output, is the spot
+    (a repetitive output may match early, which repeats a few identical lines at worst).
+    """
+    if not tail or whole[delivered - len(tail) : delivered] == tail:
+        return delivered
+    found = whole.find(tail, max(0, delivered - len(tail)))
+    return len(whole) if found < 0 else found + len(tail)
 
 
 # -- the executor --------------------------------------------------------------------------
@@ -727,11 +747,11 @@ class PodmanExecutor:
             delivered = follower.detach()
             follow.add_done_callback(_ignore_result)
             waiting.add_done_callback(_ignore_result)
-        await self._collect_rest(container.id, capture, delivered)
+        output = await self._complete_output(container.id, capture, delivered)
         if exit_code == 137 and not error:
             error = await self._oom_error(container.id, request)
-        stdout, stdout_truncated = capture.text(STDOUT)
-        stderr, stderr_truncated = capture.text(STDERR)
+        stdout, stdout_truncated = output.text(STDOUT)
+        stderr, stderr_truncated = output.text(STDERR)
         return ExecutionResult(
             exit_code=int(exit_code),
             stdout=stdout,
@@ -742,23 +762,41 @@ class PodmanExecutor:
             details={k: v for k, v in details.items() if v},
         )
 
-    async def _collect_rest(
-        self, container_id: str, capture: _Capture, delivered: dict[int, int]
-    ) -> None:
-        """Output the live stream had not delivered when the task ended."""
+    async def _complete_output(
+        self, container_id: str, live: _Capture, delivered: dict[int, tuple[int, bytes]]
+    ) -> _Capture:
+        """The task's output from its complete log; the live stream gets what it missed.
+
+        Falls back to what was streamed live when the log cannot be read.
+        """
         try:
             body = await self._logs(container_id)
         except (APIError, requests.RequestException) as exc:
             log.warning("cannot read the task's output", extra={"error": _api_message(exc)})
-            return
-        offsets = dict(delivered)
-        for kind, data in _frames(body):
-            if kind not in offsets:
+            return live
+        output = _Capture(live.cap, None)
+        frames = list(_frames(body))
+        streams = {kind: bytearray() for kind in delivered}
+        for kind, data in frames:
+            output.feed(kind, data)
+            if kind in streams:
+                streams[kind] += data
+        skip: dict[int, int] = {}
+        for kind, (count, tail) in delivered.items():
+            skip[kind] = _resume_at(bytes(streams[kind]), count, tail)
+            if skip[kind] != count:
+                log.warning(
+                    "Podman's live log stream skipped output; the result has all of it",
+                    extra={"container": container_id[:12], "stream": kind},
+                )
+        for kind, data in frames:
+            if kind not in skip:
                 continue
-            skip = min(offsets[kind], len(data))
-            offsets[kind] -= skip
-            if skip < len(data):
-                capture.feed(kind, data[skip:])
+            drop = min(skip[kind], len(data))
+            skip[kind] -= drop
+            if drop < len(data):
+                live.feed(kind, data[drop:])
+        return output
 
     async def _logs(self, container_id: str) -> bytes:
         response = await self._call(
@@ -868,7 +906,7 @@ class PodmanExecutor:
                 await self._remove(str(item.get("Id") or ""), stop=False)
 
     async def _recovered(self, container_id: str, item: dict[str, Any]) -> ExecutionResult:
-        capture = _Capture(self.output_cap, lambda _kind, _data: None)
+        capture = _Capture(self.output_cap, None)
         with contextlib.suppress(APIError, requests.RequestException):
             for kind, data in _frames(await self._logs(container_id)):
                 capture.feed(kind, data)

@@ -31,6 +31,7 @@ from edge.executors.podman import (
     _frames,
     _Images,
     _limits_note,
+    _resume_at,
     _start_error,
     parse_spec,
     socket_path,
@@ -226,6 +227,17 @@ def test_limit_arguments_follow_what_the_host_enforces() -> None:
 
 
 # -- output ---------------------------------------------------------------------------------
+
+
+def test_live_stream_resumes_after_what_it_delivered_even_across_a_gap() -> None:
+    whole = b"".join(f"{i}\n".encode() for i in range(1, 2001))
+    prefix = whole[:5000]
+    assert _resume_at(whole, len(prefix), prefix[-64:]) == 5000
+    assert _resume_at(whole, 0, b"") == 0
+    # Podman's follow skipped bytes 3000-4000: the count is short, the tail says where.
+    streamed = whole[:3000] + whole[4000:6000]
+    assert _resume_at(whole, len(streamed), streamed[-64:]) == 6000
+    assert _resume_at(whole, 10, b"not in the output") == len(whole)  # deliver nothing twice
 
 
 def test_log_frames_and_capture_caps_each_stream() -> None:
