@@ -86,6 +86,16 @@ class ApiError(ClientError):
     def __repr__(self) -> str:
         return f"ApiError(status={self.status}, message={self.message!r}, code={self.code!r})"
 
+    def describe(self, auth_hint: str) -> str:
+        """The message a person reads, with the fix for auth refusals (`auth_hint` says
+        where this front end takes an API key) and one line per problem the server listed."""
+        message = self.message or f"HTTP {self.status}"
+        if self.status == 401:
+            message += f" ({auth_hint})"
+        elif self.status == 403:
+            message += " (the API key lacks the permission for this)"
+        return "\n".join([message, *(f"  {d}" for d in self.details if d not in message)])
+
 
 # --------------------------------------------------------------------------- helpers
 

@@ -98,15 +98,19 @@ class Runtime:
         host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
         self.api_url = f"http://{host}:{cfg.api.port}"
 
-    def status_line(self) -> str:
+    def endpoints(self) -> list[tuple[str, str]]:
+        """What this process offers (API, NATS, node ID), for the console and systemd."""
         parts = []
         if self.api_url:
-            parts.append(f"API {self.api_url}")
+            parts.append(("API", self.api_url))
         if self.nats is not None:
-            parts.append(f"NATS {self.nats.url}")
+            parts.append(("NATS", self.nats.url))
         if self.node is not None:
-            parts.append(f"node {self.node.node_id}")
-        return ", ".join(parts) or "running"
+            parts.append(("node", self.node.node_id))
+        return parts
+
+    def status_line(self) -> str:
+        return ", ".join(f"{name} {value}" for name, value in self.endpoints()) or "running"
 
     def node_info(self) -> NodeInfo:
         if self.node is not None:

@@ -83,12 +83,7 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, ApiUnreachable):
         return exc.message
     if isinstance(exc, ApiError):
-        message = exc.message or f"HTTP {exc.status}"
-        if exc.status == 401:
-            message += " (set an API key: --api-key or the profile's api_key)"
-        elif exc.status == 403:
-            message += " (the API key lacks the permission for this)"
-        return "\n".join([message, *(f"  {d}" for d in exc.details if d not in message)])
+        return exc.describe("set an API key: --api-key or the profile's api_key")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

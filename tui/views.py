@@ -306,22 +306,8 @@ HISTORY_COLUMNS = [
 ]
 
 
-def _state_label(value: str | int) -> str:
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        try:
-            return ComputeStateType(int(value)).label
-        except ValueError:
-            return str(value)
-    return str(value)
-
-
 def history_row(item: JobHistory) -> tuple[Cell, ...]:
-    change = item.JobState if item.JobState is not None else item.ExecutionState
-    state = ""
-    if change is not None:
-        before = _state_label(change.Previous) if change.Previous != "" else ""
-        after = _state_label(change.New) if change.New != "" else ""
-        state = f"{before} → {after}" if before and after and before != after else after or before
+    state = item.state_text
     newest = state.rsplit("→", 1)[-1].strip()
     when = parse_rfc3339(item.Time)
     return (

@@ -30,13 +30,7 @@ API_KEY_ENV = "BACEDGE_API_KEY"
 def describe_error(exc: BaseException) -> str:
     """The one line (plus any field problems the server listed) a user sees for a failure."""
     if isinstance(exc, ApiError):
-        message = exc.message or f"HTTP {exc.status}"
-        if exc.status == 401:
-            message += " (set --api-key or BACEDGE_API_KEY)"
-        elif exc.status == 403:
-            message += " (the API key lacks the permission for this)"
-        lines = [message, *(f"  {d}" for d in exc.details if d not in message)]
-        return "\n".join(lines)
+        return exc.describe("set --api-key or BACEDGE_API_KEY")
     if isinstance(exc, ValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
         where = ".".join(str(p) for p in first.get("loc", ()))

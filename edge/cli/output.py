@@ -22,7 +22,6 @@ import yaml
 from pydantic import BaseModel
 
 from edge.models import (
-    ComputeStateType,
     Execution,
     Job,
     JobHistory,
@@ -258,15 +257,6 @@ def _truncate(text: str, limit: int | None) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def _exec_state_label(value: str | int) -> str:
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        try:
-            return ComputeStateType(int(value)).label
-        except ValueError:
-            return str(value)
-    return str(value)
-
-
 def jobs_table(
     jobs: Sequence[Job], colour: bool = False, wide: bool = False, now_ns: int | None = None
 ) -> str:
@@ -311,21 +301,10 @@ def executions_table(
     return render_table(headers, rows, colour)
 
 
-def _history_state(item: JobHistory) -> str:
-    change = item.JobState if item.JobState is not None else item.ExecutionState
-    if change is None:
-        return ""
-    previous = _exec_state_label(change.Previous) if change.Previous != "" else ""
-    new = _exec_state_label(change.New) if change.New != "" else ""
-    if previous and new and previous != new:
-        return f"{previous} → {new}"
-    return new or previous
-
-
 def history_table(items: Sequence[JobHistory], colour: bool = False, wide: bool = False) -> str:
     rows: list[list[str | Cell]] = []
     for item in items:
-        state = _history_state(item)
+        state = item.state_text
         new_state = state.rsplit("→", 1)[-1].strip()
         rows.append(
             [

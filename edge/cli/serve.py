@@ -87,12 +87,7 @@ def serve(config_file: Path | None, **flags: Any) -> None:
     def ready(runtime: Runtime) -> None:
         roles = [r for r, on in (("orchestrator", orchestrator), ("compute", compute)) if on]
         lines = [f"bacedge is running ({' + '.join(roles)}), data in {config.data_dir}"]
-        if runtime.api_url:
-            lines.append(f"  API:  {runtime.api_url}")
-        if runtime.nats is not None:
-            lines.append(f"  NATS: {runtime.nats.url}")
-        if runtime.node is not None:
-            lines.append(f"  node: {runtime.node.node_id}")
+        lines += [f"  {name + ':':5} {value}" for name, value in runtime.endpoints()]
         click.echo("\n".join(lines), err=True)
         sys.stderr.flush()
 

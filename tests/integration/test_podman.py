@@ -393,6 +393,21 @@ def _restart_cluster(root: Path, socket: str) -> tuple[Cluster, list[str]]:
     return cluster, args
 
 
+def _kill_node_mid_task(
+    cluster: Cluster, root: Path, podman: PodmanClient, script: str
+) -> tuple[str, str]:
+    """Runs `script` (which waits for /ctl/go) as a docker job, then SIGKILLs the node while
+    its container runs, leaving the container behind. Returns the job and execution IDs."""
+    job_id = _submit_docker(
+        cluster, "-i", f"{root / 'ctl'},dst=/ctl", TAG, "--", "sh", "-c", script
+    )
+    wait_until(lambda: _execution(cluster, job_id)["ComputeState"]["StateType"] == 6, 30, "run")
+    execution_id = _execution(cluster, job_id)["ID"]
+    wait_until(lambda: _containers(podman, **{LABEL_EXECUTION: execution_id}), 30, "the container")
+    cluster.procs[-1].kill()
+    return job_id, execution_id
+
+
 def test_restart_removes_a_running_container_and_reruns_it(
     root: Path, socket: str, podman: PodmanClient
 ) -> None:
@@ -401,22 +416,9 @@ def test_restart_removes_a_running_container_and_reruns_it(
     cluster, args = _restart_cluster(root, socket)
     try:
         node_id = cluster.nodes()[0]["Info"]["NodeID"]
-        job_id = _submit_docker(
-            cluster,
-            "-i",
-            f"{root / 'ctl'},dst=/ctl",
-            TAG,
-            "--",
-            "sh",
-            "-c",
-            "while [ ! -e /ctl/go ]; do sleep 0.1; done; echo finished",
+        job_id, execution_id = _kill_node_mid_task(
+            cluster, root, podman, "while [ ! -e /ctl/go ]; do sleep 0.1; done; echo finished"
         )
-        wait_until(lambda: _execution(cluster, job_id)["ComputeState"]["StateType"] == 6, 30, "run")
-        execution_id = _execution(cluster, job_id)["ID"]
-        wait_until(
-            lambda: _containers(podman, **{LABEL_EXECUTION: execution_id}), 30, "the container"
-        )
-        cluster.procs[-1].kill()  # SIGKILL mid-task: the container is left behind
         left = _containers(podman, **{LABEL_EXECUTION: execution_id})
         assert [c["Labels"][LABEL_NODE] for c in left] == [node_id]
 
@@ -454,22 +456,12 @@ def test_restart_reports_a_task_that_finished_meanwhile(
 ) -> None:
     cluster, args = _restart_cluster(root, socket)
     try:
-        job_id = _submit_docker(
+        job_id, execution_id = _kill_node_mid_task(
             cluster,
-            "-i",
-            f"{root / 'ctl'},dst=/ctl",
-            TAG,
-            "--",
-            "sh",
-            "-c",
+            root,
+            podman,
             "echo started; while [ ! -e /ctl/go ]; do sleep 0.1; done; echo finished",
         )
-        wait_until(lambda: _execution(cluster, job_id)["ComputeState"]["StateType"] == 6, 30, "run")
-        execution_id = _execution(cluster, job_id)["ID"]
-        wait_until(
-            lambda: _containers(podman, **{LABEL_EXECUTION: execution_id}), 30, "the container"
-        )
-        cluster.procs[-1].kill()
         (root / "ctl" / "go").touch()
         wait_until(
             lambda: all(
