@@ -58,6 +58,8 @@ class BenchCluster:
     api_port: int = field(default_factory=free_port)
     nats_port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    extra: tuple[str, ...] = ()  # more `serve` flags for the first process (e.g. --store)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def api(self) -> str:
@@ -66,6 +68,8 @@ class BenchCluster:
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
         env["BACEDGE_LOG_LEVEL"] = "warning"
+        env["BACEDGE_PUBLISHERS_LOCAL_PORT"] = "0"
+        env.update(self.env)
         log = (self.root / f"proc{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [*BACEDGE, *args],
@@ -95,9 +99,17 @@ class BenchCluster:
                 "--data-dir",
                 str(self.root / "single"),
                 *common,
+                *self.extra,
             )
         else:
-            self._spawn("serve", "--orchestrator", "--data-dir", str(self.root / "orch"), *common)
+            self._spawn(
+                "serve",
+                "--orchestrator",
+                "--data-dir",
+                str(self.root / "orch"),
+                *common,
+                *self.extra,
+            )
         self.wait(lambda: httpx.get(f"{self.api}/api/v1/agent/alive").status_code == 200)
         for i in range(computes if computes > 1 else 0):
             self._spawn(
@@ -143,9 +155,14 @@ class BenchCluster:
 
 
 @contextmanager
-def cluster(computes: int, engines: str = "wasm,noop") -> Iterator[BenchCluster]:
+def cluster(
+    computes: int,
+    engines: str = "wasm,noop",
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[BenchCluster]:
     with tempfile.TemporaryDirectory(prefix="bacedge-bench-") as tmp:
-        c = BenchCluster(Path(tmp))
+        c = BenchCluster(Path(tmp), extra=extra, env=dict(env or {}))
         try:
             c.start(computes, engines)
             yield c

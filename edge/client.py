@@ -12,14 +12,23 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import ValidationError
 
 from edge import __version__
-from edge.models import Execution, Job, JobHistory, NodeInfo, NodeState, SpecConfig
+from edge.models import (
+    BuildVersionInfo,
+    Execution,
+    Job,
+    JobHistory,
+    NodeInfo,
+    NodeState,
+    SpecConfig,
+)
+from edge.models.compat import Server, server_from_version
 
 __all__ = [
     "DEFAULT_API",
@@ -284,6 +293,30 @@ class _Call(Generic[T]):
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
     fallback: _Call[T] | None = None  # tried when the server says 405 (older route)
+    meant: Callable[[Server, T], T] | None = None  # re-read by the server's version
+
+
+def _executions_meant(
+    server: Server, page: tuple[list[Execution], str | None]
+) -> tuple[list[Execution], str | None]:
+    return server.executions(page[0]), page[1]
+
+
+def _history_meant(
+    server: Server, page: tuple[list[JobHistory], str | None]
+) -> tuple[list[JobHistory], str | None]:
+    return server.history(page[0]), page[1]
+
+
+def _job_meant(
+    server: Server, answer: tuple[Job, list[JobHistory] | None, list[Execution] | None]
+) -> tuple[Job, list[JobHistory] | None, list[Execution] | None]:
+    job, history, executions = answer
+    return (
+        job,
+        server.history(history) if history is not None else None,
+        server.executions(executions) if executions is not None else None,
+    )
 
 
 def _raw(body: Any) -> dict[str, Any]:
@@ -336,12 +369,13 @@ def _parse_agent_node(body: Any) -> NodeInfo:
     return NodeInfo.model_validate(info if isinstance(info, Mapping) else data)
 
 
-def _unwrap(key: str) -> Callable[[Any], dict[str, Any]]:
-    def parse(body: Any) -> dict[str, Any]:
-        inner = _ci(_obj(body), key)
-        return dict(inner) if isinstance(inner, Mapping) else _raw(body)
-
-    return parse
+def _parse_version(body: Any) -> dict[str, Any]:
+    """Bacalhau's flat answer (its keys are lowercase: `gitversion`) or an older one wrapped
+    in `BuildVersionInfo`, keyed by the Go names (`GitVersion`); empty fields left out."""
+    data = _obj(body)
+    inner = _ci(data, "BuildVersionInfo")
+    info = BuildVersionInfo.model_validate(inner if isinstance(inner, Mapping) else data)
+    return {k: v for k, v in info.model_dump().items() if v != ""}
 
 
 class _Endpoints:
@@ -376,7 +410,8 @@ class _Endpoints:
         job_id: str, include: Sequence[str]
     ) -> _Call[tuple[Job, list[JobHistory] | None, list[Execution] | None]]:
         params = _params(include=",".join(include))
-        return _Call("GET", f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}", _parse_get_job, params)
+        path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}"
+        return _Call("GET", path, _parse_get_job, params, meant=_job_meant)
 
     @staticmethod
     def stop_job(job_id: str, reason: str | None) -> _Call[dict[str, Any]]:
@@ -399,7 +434,8 @@ class _Endpoints:
             since=since, event_type=event_type, execution_id=execution_id, next_token=next_token
         )
         path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/history"
-        return _Call("GET", path, _list_of(JobHistory.model_validate, "History"), params)
+        parse = _list_of(JobHistory.model_validate, "History")
+        return _Call("GET", path, parse, params, meant=_history_meant)
 
     @staticmethod
     def job_executions(
@@ -407,7 +443,7 @@ class _Endpoints:
     ) -> _Call[tuple[list[Execution], str | None]]:
         path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/executions"
         parse = _list_of(Execution.model_validate, "Executions")
-        return _Call("GET", path, parse, _params(next_token=next_token))
+        return _Call("GET", path, parse, _params(next_token=next_token), meant=_executions_meant)
 
     @staticmethod
     def job_versions(job_id: str, next_token: str | None) -> _Call[tuple[list[Job], str | None]]:
@@ -450,8 +486,12 @@ class _Endpoints:
         return _Call("GET", f"{ORCHESTRATOR}/nodes/{_path_id(node_id)}", _parse_node)
 
     @staticmethod
-    def node_action(node_id: str, action: str, message: str | None) -> _Call[dict[str, Any]]:
+    def node_action(
+        node_id: str, action: str, message: str | None, deadline: str | None = None
+    ) -> _Call[dict[str, Any]]:
         body = {"NodeID": node_id, "Action": action, "Message": message or ""}
+        if deadline is not None:  # bacedge's drain
+            body["Deadline"] = deadline
         older = _Call("POST", f"{ORCHESTRATOR}/nodes", _raw, body=body)  # Bacalhau <= 1.4
         return _Call(
             "PUT", f"{ORCHESTRATOR}/nodes/{_path_id(node_id)}", _raw, body=body, fallback=older
@@ -470,10 +510,18 @@ class _Endpoints:
 
 
 _E = _Endpoints
+_VERSION = _E.agent("version", _parse_version)
 
 
 class _Base:
-    """Connection settings shared by both faces."""
+    """Connection settings shared by both faces, and what the server is once asked.
+
+    Executions and history are read as the server meant them: the first answer that
+    carries them makes the client ask `/api/v1/agent/version` once (Bacalhau before 1.6
+    numbered execution states differently, see `edge.models.compat`). A server without
+    that endpoint is read as bacedge. `by_version=False` leaves answers as numbered on
+    the wire, for a caller that reads the version itself (the TUI asks it per poll).
+    """
 
     def __init__(
         self,
@@ -485,8 +533,11 @@ class _Base:
         verify: bool | str = True,
         timeout: float = 30.0,
         headers: Mapping[str, str] | None = None,
+        by_version: bool = True,
     ) -> None:
         self.base_url = normalize_api_url(base_url or DEFAULT_API)
+        self.by_version = by_version
+        self.server: Server | None = None  # known once asked
         self.timeout = timeout
         self._verify = verify
         self._headers = {
@@ -520,6 +571,21 @@ class _Base:
         if self.base_url.startswith("https://"):
             options["ssl"] = self._ssl()
         return options
+
+    def _needs_server(self, call: _Call[T]) -> bool:
+        return call.meant is not None and self.by_version and self.server is None
+
+    def _meant(self, call: _Call[T], value: T) -> T:
+        if call.meant is None or not self.by_version:
+            return value
+        return call.meant(self.server or Server(), value)
+
+    def _remember_server(self, answer: Mapping[str, Any] | ClientError) -> None:
+        """What `/agent/version` said; an unreachable server is asked again next time,
+        one that refuses or lacks the endpoint is read as bacedge."""
+        if isinstance(answer, ApiUnreachable):
+            raise answer
+        self.server = server_from_version(answer if isinstance(answer, Mapping) else {})
 
     def _decode(self, call: _Call[T], response: httpx.Response) -> T:
         """The parsed answer, or the server's error as an ApiError."""
@@ -572,6 +638,7 @@ class ApiClient(_Base):
         timeout: float = 30.0,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        by_version: bool = True,
     ) -> None:
         super().__init__(
             base_url,
@@ -581,6 +648,7 @@ class ApiClient(_Base):
             verify=verify,
             timeout=timeout,
             headers=headers,
+            by_version=by_version,
         )
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -608,7 +676,14 @@ class ApiClient(_Base):
             raise _unreachable(self.base_url, exc, self.timeout) from None
         if response.status_code == 405 and call.fallback is not None:
             return self._send(call.fallback)
-        return self._decode(call, response)
+        value = self._decode(call, response)
+        if self._needs_server(call):
+            try:
+                answer: Mapping[str, Any] | ClientError = self._send(_VERSION)
+            except ClientError as exc:
+                answer = exc
+            self._remember_server(answer)
+        return self._meant(call, value)
 
     def _all(self, make: Callable[[str | None], _Call[tuple[list[T], str | None]]]) -> list[T]:
         out: list[T] = []
@@ -687,6 +762,41 @@ class ApiClient(_Base):
     def job_results(self, job_id: str) -> list[SpecConfig]:
         return self._all(lambda t: _E.job_results(job_id, t))
 
+    def download_result(
+        self,
+        job_id: str,
+        execution_id: str,
+        sink: IO[bytes],
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """Streams one execution's published result (.tar.gz) into `sink`, relayed by the
+        orchestrator (a bacedge extension; a Bacalhau server answers 404). Returns bytes."""
+        path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/executions/{_path_id(execution_id)}/result"
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, 300.0))
+        try:
+            with self._http.stream("GET", path, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from_body(
+                        response.status_code,
+                        response.text,
+                        response.reason_phrase,
+                        f"{self.base_url} answered GET {path} with",
+                    )
+                declared = response.headers.get("content-length", "")
+                total = int(declared) if declared.isdigit() else None
+                done = 0
+                for block in response.iter_bytes(1 << 20):
+                    sink.write(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
+        except httpx.TransportError as exc:
+            raise _unreachable(self.base_url, exc, self.timeout) from None
+        if total is not None and done != total:
+            raise ApiError(502, f"result of {execution_id} was cut short ({done}/{total} bytes)")
+        return done
+
     def stream_logs(
         self,
         job_id: str,
@@ -757,10 +867,17 @@ class ApiClient(_Base):
     def get_node(self, node_id: str) -> NodeState:
         return self._send(_E.get_node(node_id))
 
-    def node_action(self, node_id: str, action: str, message: str | None = None) -> dict[str, Any]:
-        """approve | reject | delete; answers `{Success, Error}` (not raised: the caller
-        decides how to report a refused action)."""
-        return self._send(_E.node_action(node_id, action, message))
+    def node_action(
+        self,
+        node_id: str,
+        action: str,
+        message: str | None = None,
+        deadline: str | None = None,
+    ) -> dict[str, Any]:
+        """approve | reject | delete, and bacedge's cordon | uncordon | drain (with a
+        deadline such as "10m"); answers `{Success, Error}` (not raised: the caller decides
+        how to report a refused action)."""
+        return self._send(_E.node_action(node_id, action, message, deadline))
 
     # agent
 
@@ -768,14 +885,16 @@ class ApiClient(_Base):
         return self._send(_E.agent("alive", _raw))
 
     def agent_version(self) -> dict[str, Any]:
-        """The build information (`BuildVersionInfo` unwrapped when the server wraps it)."""
-        return self._send(_E.agent("version", _unwrap("BuildVersionInfo")))
+        """The build information: `GitVersion`, `Major`, `Minor`, ... (see _parse_version)."""
+        return self._send(_VERSION)
 
     def agent_node(self) -> NodeInfo:
         return self._send(_E.agent("node", _parse_agent_node))
 
     def agent_config(self) -> dict[str, Any]:
-        return self._send(_E.agent("config", _unwrap("Config")))
+        """The answer as sent: `{config}` (Bacalhau's key names), plus `bacedge` (this
+        server's own config) from a bacedge orchestrator."""
+        return self._send(_E.agent("config", _raw))
 
 
 # --------------------------------------------------------------------------- async face
@@ -795,6 +914,7 @@ class AsyncApiClient(_Base):
         timeout: float = 30.0,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        by_version: bool = True,
     ) -> None:
         super().__init__(
             base_url,
@@ -804,6 +924,7 @@ class AsyncApiClient(_Base):
             verify=verify,
             timeout=timeout,
             headers=headers,
+            by_version=by_version,
         )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -831,7 +952,14 @@ class AsyncApiClient(_Base):
             raise _unreachable(self.base_url, exc, self.timeout) from None
         if response.status_code == 405 and call.fallback is not None:
             return await self._send(call.fallback)
-        return self._decode(call, response)
+        value = self._decode(call, response)
+        if self._needs_server(call):
+            try:
+                answer: Mapping[str, Any] | ClientError = await self._send(_VERSION)
+            except ClientError as exc:
+                answer = exc
+            self._remember_server(answer)
+        return self._meant(call, value)
 
     async def _all(
         self, make: Callable[[str | None], _Call[tuple[list[T], str | None]]]
@@ -973,18 +1101,22 @@ class AsyncApiClient(_Base):
         return await self._send(_E.get_node(node_id))
 
     async def node_action(
-        self, node_id: str, action: str, message: str | None = None
+        self,
+        node_id: str,
+        action: str,
+        message: str | None = None,
+        deadline: str | None = None,
     ) -> dict[str, Any]:
-        return await self._send(_E.node_action(node_id, action, message))
+        return await self._send(_E.node_action(node_id, action, message, deadline))
 
     async def agent_alive(self) -> dict[str, Any]:
         return await self._send(_E.agent("alive", _raw))
 
     async def agent_version(self) -> dict[str, Any]:
-        return await self._send(_E.agent("version", _unwrap("BuildVersionInfo")))
+        return await self._send(_VERSION)
 
     async def agent_node(self) -> NodeInfo:
         return await self._send(_E.agent("node", _parse_agent_node))
 
     async def agent_config(self) -> dict[str, Any]:
-        return await self._send(_E.agent("config", _unwrap("Config")))
+        return await self._send(_E.agent("config", _raw))

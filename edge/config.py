@@ -53,12 +53,17 @@ class OrchestratorSection(_Section):
     auto_approve_nodes: bool = True
     max_attempts: int = Field(default=3, ge=1)
     eval_batch: int = Field(default=256, ge=1)
+    max_count: int = Field(default=1000, ge=1, le=2**31 - 1)  # a job's Count, at most
+    max_timeout: int = Field(default=365 * 86400, ge=1, le=2**31 - 1)  # seconds, each timeout
+    plan_batch: int = Field(default=100, ge=1)  # partitions placed per job per scheduling step
+    restart_delay: float = Field(default=1.0, gt=0)  # a service or daemon execution that exited
+    restart_delay_max: float = Field(default=60.0, gt=0)  # doubles per quick exit, up to this
 
 
 class ComputeSection(_Section):
     orchestrators: list[str] = Field(default_factory=list)
     heartbeat_interval: float = Field(default=15.0, gt=0)
-    engines: list[str] = Field(default_factory=lambda: ["wasm", "noop"])
+    engines: list[str] = Field(default_factory=list)  # empty: every engine that works here
     allowed_local_paths: list[Path] = Field(default_factory=list)
     allow_networking: bool = False
     max_output_bytes: int = Field(default=1 << 20, ge=0)
@@ -73,6 +78,60 @@ class ComputeSection(_Section):
     allowed_registries: list[str] = Field(default_factory=list)  # empty: never pull
     pids_limit: int = Field(default=1024, ge=0)  # per task container; 0: no limit
     stop_grace: int = Field(default=10, ge=0, le=300)  # SIGTERM -> SIGKILL, seconds
+    max_input_bytes: int = Field(default=10 << 30, ge=0)  # per execution, all inputs together
+    input_cache_bytes: int = Field(default=2 << 30, ge=0)  # S3 download cache; 0: no cache
+    locality: str = "anywhere"  # Bacalhau's JobAdmissionControl.Locality: local | anywhere
+
+
+class S3Section(_Section):
+    """Credentials for S3 endpoints that jobs name (inputs, `s3` publishing): never in specs."""
+
+    endpoint: str = ""  # default endpoint for specs that name none (empty: the local store)
+    region: str = ""
+    access_key: str = ""
+    secret_key: SecretStr | None = None
+
+
+class StorageSection(_Section):
+    s3: S3Section = Field(default_factory=S3Section)
+
+
+class StoreSection(_Section):
+    """The device's own S3 server (`bacedge serve --store`)."""
+
+    enabled: bool = False
+    backend: str = "auto"  # auto: a minio binary when found, else SeaweedFS
+    binary: str = ""  # path to a minio (or weed) binary; implies its backend
+    host: str = "127.0.0.1"
+    port: int = Field(default=9000, ge=0, le=65535)
+    buckets: list[str] = Field(default_factory=list)
+    data_dir: Path | None = None  # default: <data dir>/store
+    region: str = "us-east-1"
+
+
+class LocalPublisherSection(_Section):
+    """Serves `local` results as <execution>.tar.gz over HTTP, as Bacalhau does."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6001, ge=0, le=65535)  # 0: any free port
+    address: str = ""  # advertised in result URLs; empty: host
+
+
+class S3ManagedSection(_Section):
+    """Where the orchestrator puts `s3managed` results (it signs uploads for the nodes)."""
+
+    bucket: str = "bacedge-results"
+    key: str = "{jobID}/{executionID}"
+    endpoint: str = ""  # empty: [storage.s3] endpoint, else the local store
+    region: str = ""
+    access_key: str = ""
+    secret_key: SecretStr | None = None
+    url_expiry: int = Field(default=3600, ge=60, le=7 * 86400)  # seconds
+
+
+class PublishersSection(_Section):
+    local: LocalPublisherSection = Field(default_factory=LocalPublisherSection)
+    s3managed: S3ManagedSection = Field(default_factory=S3ManagedSection)
 
 
 class ClientSection(_Section):
@@ -111,6 +170,9 @@ class Config(_Section):
     client: ClientSection = Field(default_factory=ClientSection)
     tui: TuiSection = Field(default_factory=TuiSection)
     log: LogSection = Field(default_factory=LogSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    publishers: PublishersSection = Field(default_factory=PublishersSection)
     profiles: dict[str, ProfileSection] = Field(default_factory=dict)
 
     @property
@@ -119,14 +181,7 @@ class Config(_Section):
 
     def masked(self) -> dict[str, Any]:
         """The effective config for printing: secrets shown as '********'."""
-        data = self.model_dump(mode="json")
-        sections = [(data[name], getattr(self, name)) for name in data if name != "profiles"]
-        sections += [(data["profiles"][name], p) for name, p in self.profiles.items()]
-        for fields, model in sections:
-            for key in fields:
-                if isinstance(getattr(model, key), SecretStr):
-                    fields[key] = "********"
-        return data
+        return _masked(self)
 
     def profile(self, name: str) -> ProfileSection:
         """A named cluster profile, with an error that lists the known ones."""
@@ -159,14 +214,39 @@ def default_data_dir() -> Path:
 _ENV_ALIASES = {"BACEDGE_API": "client.api", "BACEDGE_API_KEY": "client.api_key"}
 
 
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> annotation for every settable key, nested sections included."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out.update(_leaf_fields(annotation, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = annotation
+    return out
+
+
+def _masked(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            out[name] = "********"
+        elif isinstance(value, BaseModel):
+            out[name] = _masked(value)
+        elif isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()):
+            out[name] = {k: _masked(v) for k, v in value.items()}
+        else:
+            out[name] = model.model_dump(mode="json", include={name})[name]
+    return out
+
+
+_FIELDS = {k: v for k, v in _leaf_fields(Config).items() if not k.startswith("profiles")}
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """BACEDGE_SECTION_KEY variables as dotted overrides; lists are comma-separated."""
-    known = {
-        f"BACEDGE_{section}_{key}".upper(): f"{section}.{key}"
-        for section, model in Config.model_fields.items()
-        if section != "profiles"
-        for key in model.annotation.model_fields  # type: ignore[union-attr]
-    }
+    known = {"BACEDGE_" + dotted.replace(".", "_").upper(): dotted for dotted in _FIELDS}
     known.update(_ENV_ALIASES)
     out: dict[str, Any] = {}
     for name, value in environ.items():
@@ -177,13 +257,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _coerce_env(dotted: str, text: str) -> Any:
-    section, key = dotted.split(".", 1)
-    section_model = Config.model_fields[section].annotation
-    annotation = str(section_model.model_fields[key].annotation)  # type: ignore[union-attr]
+    annotation = str(_FIELDS[dotted])
     if annotation.startswith("list"):
         return [part.strip() for part in text.split(",") if part.strip()]
     if annotation.startswith("dict"):
-        return parse_key_values(text.split(","), what=f"BACEDGE_{section}_{key}".upper())
+        what = "BACEDGE_" + dotted.replace(".", "_").upper()
+        return parse_key_values(text.split(","), what=what)
     return text
 
 
@@ -206,6 +285,8 @@ CREDENTIALS = {
     "nats-token": "nats.token",
     "api-token": "api.auth_token",
     "api-key": "client.api_key",
+    "s3-secret-key": "storage.s3.secret_key",
+    "s3managed-secret-key": "publishers.s3managed.secret_key",
 }
 
 
@@ -228,10 +309,16 @@ def _merge(target: dict[str, Any], dotted: Mapping[str, Any]) -> None:
     for name, value in dotted.items():
         if value is None:
             continue
-        section, _, key = name.partition(".")
-        if not key:
+        *sections, key = name.split(".")
+        if not sections or not key:
             raise ConfigError(f"invalid config key {name!r}: expected section.key")
-        target.setdefault(section, {})[key] = value
+        node = target
+        for section in sections:
+            child = node.setdefault(section, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"invalid config key {name!r}: {section} is not a section")
+            node = child
+        node[key] = value
 
 
 def load_config(

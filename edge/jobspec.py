@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from edge.models import (
+    InputSource,
     Job,
     JobType,
     ResourceError,
@@ -23,9 +25,35 @@ from edge.models import (
 )
 
 ENGINES = ("docker", "podman", "wasm", "noop")
-INPUT_TYPES = ("local", "localdirectory", "urldownload", "url", "s3", "inline", "ipfs")
+INPUT_TYPES = (
+    "local",
+    "localdirectory",
+    "urldownload",
+    "url",
+    "s3",
+    "s3presigned",
+    "inline",
+    "ipfs",
+)
 PUBLISHER_TYPES = ("", "noop", "local", "s3", "s3managed", "ipfs")
 CONSTRAINT_OPERATORS = ("=", "==", "!=", "in", "notin", "exists", "!", "gt", "lt")
+
+# Bounds every spec meets, whatever the orchestrator's config: beyond them a number is a
+# mistake (or an attack), and taking it would overflow the store or wedge the scheduler.
+MAX_INT = 2**31 - 1  # Count, Priority, timeouts (seconds: 68 years)
+MAX_CPU = 100_000.0  # cores
+MAX_BYTES = 2**60  # memory and disk: 1 EiB
+MAX_GPU = 1024
+
+
+@dataclass(frozen=True)
+class SpecLimits:
+    """The orchestrator's own bounds (`[orchestrator] max_count`, `max_timeout`); specs
+    checked without an orchestrator (`bacedge job validate`) only meet the fixed ones."""
+
+    max_count: int = MAX_INT
+    max_timeout: int = MAX_INT
+    source: str = ""  # how the limit is set, for the message ("[orchestrator] max_count")
 
 
 class SpecError(Exception):
@@ -49,6 +77,8 @@ def parse_spec_text(text: str, source: str = "job spec") -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError([f"{source}: invalid YAML{where}: {problem}"]) from None
+    except RecursionError:
+        raise SpecError([f"{source}: nested too deeply to be a job spec"]) from None
     if data is None:
         raise SpecError([f"{source}: empty, expected a job spec"])
     if not isinstance(data, dict):
@@ -90,31 +120,63 @@ def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
     return problems
 
 
-def load_job(data: dict[str, Any]) -> Job:
+def load_job(data: dict[str, Any], limits: SpecLimits | None = None) -> Job:
     """Validate and normalise: raises SpecError listing every problem found."""
     try:
         job = Job.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_pydantic_problems(exc)) from None
-    problems = job_problems(job)
+    for task in job.Tasks:
+        upgrade_legacy_wasm(task)
+    problems = job_problems(job, limits or SpecLimits())
     if problems:
         raise SpecError(problems)
     return normalise(job)
 
 
-def validate_job_spec(data: dict[str, Any]) -> list[str]:
+def validate_job_spec(data: dict[str, Any], limits: SpecLimits | None = None) -> list[str]:
     """Every problem of a spec as `Field.Path: message`; empty when it is valid."""
     try:
-        load_job(unwrap_job(data))
+        load_job(unwrap_job(data), limits)
     except SpecError as exc:
         return exc.problems
     return []
 
 
-def job_problems(job: Job) -> list[str]:
+def _num(value: float) -> str:
+    if abs(value) < 1e15 and float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _bound(
+    where: str, value: float, low: float, high: float, unit: str = "", how: str = ""
+) -> str | None:
+    """`where: V is more than the limit of H unit (how)` when value is out of [low, high]."""
+    unit = f" {unit}" if unit else ""
+    if value < low:
+        return f"{where}: must be {_num(low)}{unit} or more (got {_num(value)})"
+    if value > high:
+        limit = f"the limit of {_num(high)}{unit}" + (f" ({how})" if how else "")
+        return f"{where}: {_num(value)} is more than {limit}"
+    return None
+
+
+def job_problems(job: Job, limits: SpecLimits | None = None) -> list[str]:
+    limits = limits or SpecLimits()
     problems: list[str] = []
-    if job.Count < 0:
-        problems.append("Count: must be 0 or more")
+    how = f"{limits.source} max_count" if limits.source else ""
+    bounds = [
+        _bound("Count", job.Count, 0, limits.max_count, how=how),
+        _bound("Priority", job.Priority, 0, MAX_INT),
+    ]
+    problems.extend(p for p in bounds if p)
+    if job.Type in (JobType.OPS, JobType.DAEMON) and job.Count > 1:
+        problems.append(
+            f"Count: {job.Count} makes no sense for a{'n' if job.Type == JobType.OPS else ''} "
+            f"{job.Type.value} job, which runs once on every matching node: "
+            "leave Count out or set it to 1 (use Constraints to choose the nodes)"
+        )
     if len(job.Tasks) != 1:
         problems.append(f"Tasks: a job has exactly one task (got {len(job.Tasks)})")
     for i, constraint in enumerate(job.Constraints):
@@ -127,11 +189,12 @@ def job_problems(job: Job) -> list[str]:
                 f"use one of {', '.join(CONSTRAINT_OPERATORS)}"
             )
     for i, task in enumerate(job.Tasks):
-        problems.extend(task_problems(task, f"Tasks[{i}]"))
+        problems.extend(task_problems(task, f"Tasks[{i}]", limits))
     return problems
 
 
-def task_problems(task: Task, where: str) -> list[str]:
+def task_problems(task: Task, where: str, limits: SpecLimits | None = None) -> list[str]:
+    limits = limits or SpecLimits()
     problems: list[str] = []
     engine = task.Engine.Type
     if not engine:
@@ -149,6 +212,7 @@ def task_problems(task: Task, where: str) -> list[str]:
             f"{where}.Publisher.Type: unknown publisher {task.Publisher.Type!r}: "
             f"use one of {', '.join(t for t in PUBLISHER_TYPES if t)}"
         )
+    problems.extend(_publisher_problems(task.Publisher, f"{where}.Publisher"))
     for j, source in enumerate(task.InputSources):
         problems.extend(_input_problems(source.Source, source.Target, f"{where}.InputSources[{j}]"))
     names: set[str] = set()
@@ -163,16 +227,29 @@ def task_problems(task: Task, where: str) -> list[str]:
             problems.append(f"{at}.Path: required")
         elif not posixpath.isabs(result.Path):
             problems.append(f"{at}.Path: must be an absolute path (got {result.Path!r})")
-    for field in ("CPU", "Memory", "Disk", "GPU"):
-        try:
-            getattr(task.Resources.parse(), field)
-        except ResourceError as exc:
-            problems.append(f"{where}.Resources: {exc}")
-            break
+    problems.extend(_resource_problems(task, where))
+    how = f"{limits.source} max_timeout" if limits.source else ""
     for field in ("ExecutionTimeout", "QueueTimeout", "TotalTimeout"):
-        if getattr(task.Timeouts, field) < 0:
-            problems.append(f"{where}.Timeouts.{field}: must be 0 or more seconds")
+        value = getattr(task.Timeouts, field)
+        if problem := _bound(
+            f"{where}.Timeouts.{field}", value, 0, limits.max_timeout, "seconds", how
+        ):
+            problems.append(problem)
     return problems
+
+
+def _resource_problems(task: Task, where: str) -> list[str]:
+    try:
+        need = task.Resources.parse()
+    except ResourceError as exc:
+        return [f"{where}.Resources: {exc}"]
+    bounds = [
+        _bound(f"{where}.Resources.CPU", need.CPU, 0, MAX_CPU, "cores"),
+        _bound(f"{where}.Resources.Memory", need.Memory, 0, MAX_BYTES, "bytes (1 EiB)"),
+        _bound(f"{where}.Resources.Disk", need.Disk, 0, MAX_BYTES, "bytes (1 EiB)"),
+        _bound(f"{where}.Resources.GPU", need.GPU, 0, MAX_GPU),
+    ]
+    return [p for p in bounds if p]
 
 
 def _string_list(value: Any) -> bool:
@@ -198,13 +275,12 @@ def _wasm_problems(task: Task, at: str) -> list[str]:
         problems.append(f"{at}.EntryModule: required (the module's path, e.g. main.wasm)")
     elif isinstance(entry, dict):
         try:
-            from edge.models import InputSource
-
             legacy = InputSource.model_validate(entry)
         except ValidationError as exc:
             problems.extend(_pydantic_problems(exc, f"{at}.EntryModule"))
         else:
-            problems.extend(_input_problems(legacy.Source, legacy.Target, f"{at}.EntryModule"))
+            target = legacy.Target or "/main.wasm"  # optional in the legacy form
+            problems.extend(_input_problems(legacy.Source, target, f"{at}.EntryModule"))
     elif not isinstance(entry, str):
         problems.append(f"{at}.EntryModule: must be a path string or an input source")
     elif wasm_entry_input(task) is None:
@@ -216,6 +292,36 @@ def _wasm_problems(task: Task, at: str) -> list[str]:
     if params is not None and not _string_list(params):
         problems.append(f"{at}.Parameters: must be a list of strings")
     return problems
+
+
+def upgrade_legacy_wasm(task: Task) -> None:
+    """Bacalhau's legacy wasm form gives EntryModule as an input-source object; Bacalhau
+    rewrites it at submission, and so does this: the object joins the task's InputSources
+    (Target defaults to /<Alias or main.wasm>) and EntryModule becomes its path. An object
+    that is not a usable input source is left as it is, for `_wasm_problems` to report."""
+    if task.Engine.Type != "wasm":
+        return
+    key = next((k for k in task.Engine.Params if k.lower() == "entrymodule"), None)
+    raw = task.Engine.Params.get(key) if key is not None else None
+    if key is None or not isinstance(raw, dict):
+        return
+    try:
+        source = InputSource.model_validate(raw)
+    except ValidationError:
+        return
+    target = source.Target or _free_target(task, source.Alias or "main.wasm")
+    if _input_problems(source.Source, target, "EntryModule"):
+        return
+    task.InputSources.append(source.model_copy(update={"Target": target}))
+    task.Engine.Params[key] = target
+
+
+def _free_target(task: Task, name: str) -> str:
+    used = {"/" + s.Target.strip("/") for s in task.InputSources}
+    target, n = "/" + name.strip("/"), 1
+    while target in used:
+        target, n = f"/entry-module-{n}/{name.strip('/')}", n + 1
+    return target
 
 
 def wasm_entry_input(task: Task) -> int | None:
@@ -235,6 +341,19 @@ def wasm_entry_input(task: Task) -> int | None:
     return None
 
 
+def _publisher_problems(publisher: SpecConfig, at: str) -> list[str]:
+    """Bacalhau's s3 publisher needs a Bucket; Encoding is gzip or plain."""
+    if publisher.Type != "s3":
+        return []
+    problems = []
+    if not str(publisher.param("Bucket") or "").strip():
+        problems.append(f"{at}.Params.Bucket: required for the s3 publisher")
+    encoding = publisher.param("Encoding")
+    if encoding is not None and str(encoding).strip().lower() not in ("gzip", "plain"):
+        problems.append(f"{at}.Params.Encoding: {encoding!r} is not gzip or plain")
+    return problems
+
+
 def _input_problems(source: SpecConfig, target: str, at: str) -> list[str]:
     problems = []
     kind = source.Type
@@ -244,7 +363,7 @@ def _input_problems(source: SpecConfig, target: str, at: str) -> list[str]:
     if kind not in INPUT_TYPES:
         problems.append(
             f"{at}.Source.Type: unknown input source type {kind!r}: "
-            f"use one of local, urlDownload, s3, inline, ipfs"
+            f"use one of local, urlDownload, s3, s3PreSigned, inline, ipfs"
         )
         return problems
     if not target:
@@ -257,6 +376,7 @@ def _input_problems(source: SpecConfig, target: str, at: str) -> list[str]:
         "urldownload": "URL",
         "url": "URL",
         "s3": "Bucket",
+        "s3presigned": "PreSignedURL",
         "inline": "URL",
         "ipfs": "CID",
     }[kind]
@@ -265,6 +385,8 @@ def _input_problems(source: SpecConfig, target: str, at: str) -> list[str]:
         problems.append(f"{at}.Source.Params.{required}: required")
     elif kind in ("urldownload", "url") and not str(value).startswith(("http://", "https://")):
         problems.append(f"{at}.Source.Params.URL: must be an http:// or https:// URL")
+    elif kind == "s3presigned" and not str(value).startswith(("http://", "https://")):
+        problems.append(f"{at}.Source.Params.PreSignedURL: must be an http:// or https:// URL")
     elif kind == "inline" and not str(value).startswith("data:"):
         problems.append(f"{at}.Source.Params.URL: must be a data: URI")
     return problems

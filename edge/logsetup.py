@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
-from typing import Any
+from typing import IO, Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -44,12 +45,36 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def _to_journal(stream: IO[str]) -> bool:
+    """Whether the stream is systemd's journal (JOURNAL_STREAM names its device:inode)."""
+    wanted = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(wanted) and wanted == f"{info.st_dev}:{info.st_ino}"
+
+
+def use_json(fmt: str = "auto", stream: IO[str] | None = None) -> bool:
+    """`json`, `text`, or `auto`: one readable line per record on a terminal, JSON lines
+    under systemd (the journal) or when the output is a file or a pipe."""
+    if fmt != "auto":
+        return fmt == "json"
+    stream = stream or sys.stderr
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return not terminal or _to_journal(stream)
+
+
 def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.setFormatter(JsonFormatter() if use_json(fmt) else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "nats"):
+    # httpx/httpcore log every request URL at INFO: signed URLs carry their signature in
+    # the query, and a secret must never reach a log line.
+    for noisy in ("aiohttp.access", "nats", "httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

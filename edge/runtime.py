@@ -16,10 +16,12 @@ from aiohttp import web
 from edge import __version__, systemd
 from edge.compute.agent import ComputeNode
 from edge.config import Config
-from edge.models import NodeInfo
+from edge.models import Job, NodeInfo
 from edge.orchestrator.api import Api
+from edge.orchestrator.results import ResultRelay
 from edge.orchestrator.service import Orchestrator
 from edge.orchestrator.store import Store
+from edge.store import LocalStore, StoreError
 from edge.transport.client import connect, connect_forever
 from edge.transport.server import EmbeddedNats
 
@@ -38,7 +40,9 @@ class Runtime:
     nats: EmbeddedNats | None = None
     store: Store | None = None
     orch: Orchestrator | None = None
+    relay: ResultRelay | None = None
     node: ComputeNode | None = None
+    object_store: LocalStore | None = None  # the local S3 store (`--store`)
     _site_runner: web.AppRunner | None = None
     _closers: list[Callable[[], Any]] = field(default_factory=list)
     api_url: str = ""
@@ -56,6 +60,12 @@ class Runtime:
         return list(self.config.compute.orchestrators)
 
     async def start(self) -> None:
+        if self.config.store.enabled:  # first: compute nodes read its credentials file
+            self.object_store = LocalStore(self.config)
+            try:
+                await self.object_store.start()
+            except StoreError as exc:
+                raise StartupError(str(exc)) from None
         if self.orchestrator:
             await self._start_orchestrator()
         if self.compute:
@@ -84,7 +94,10 @@ class Runtime:
         await self.store.open()
         self.orch = Orchestrator(cfg, self.store, nc)
         await self.orch.start()
-        api = Api(self.orch, cfg, self.node_info)
+        self.relay = ResultRelay(self.orch, cfg, nc)
+        await self.relay.start()
+        self.orch.submission_checks.append(lambda job: self.relay_check(job))
+        api = Api(self.orch, cfg, self.node_info, self.relay, store_health=self.store_health)
         self._site_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self._site_runner.setup()
         site = web.TCPSite(self._site_runner, cfg.api.host, cfg.api.port, reuse_address=True)
@@ -98,25 +111,36 @@ class Runtime:
         host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
         self.api_url = f"http://{host}:{cfg.api.port}"
 
+    def relay_check(self, job: Job) -> None:
+        if self.relay is not None and job.Tasks:
+            self.relay.check_submission(job.task.Publisher.Type)
+
     def endpoints(self) -> list[tuple[str, str]]:
-        """What this process offers (API, NATS, node ID), for the console and systemd."""
+        """What this process offers (API, NATS, store, node ID), for the console and systemd."""
         parts = []
         if self.api_url:
             parts.append(("API", self.api_url))
         if self.nats is not None:
             parts.append(("NATS", self.nats.url))
+        if self.object_store is not None and self.object_store.backend is not None:
+            backend = self.object_store.backend.name
+            parts.append(("store", f"{self.object_store.endpoint} ({backend})"))
         if self.node is not None:
             parts.append(("node", self.node.node_id))
         return parts
+
+    def store_health(self) -> dict[str, Any] | None:
+        """The local store's health when this process runs one (for `agent alive`)."""
+        return self.object_store.health() if self.object_store is not None else None
 
     def status_line(self) -> str:
         return ", ".join(f"{name} {value}" for name, value in self.endpoints()) or "running"
 
     def node_info(self) -> NodeInfo:
         if self.node is not None:
-            info = self.node.info.model_copy()
-            info.NodeType = "Hybrid" if self.orchestrator else "Compute"
-            return info
+            # As in Bacalhau, where the compute role decorates a hybrid node's info: a
+            # process that runs compute reports "Compute", whatever else it runs.
+            return self.node.info.model_copy(update={"NodeType": "Compute"})
         return NodeInfo(
             NodeID="orchestrator",
             NodeType="Requester",
@@ -129,6 +153,8 @@ class Runtime:
             await self.node.stop()
         if self._site_runner is not None:
             await self._site_runner.cleanup()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.orch is not None:
             await self.orch.stop()
         for close in reversed(self._closers):
@@ -138,6 +164,8 @@ class Runtime:
             await self.store.close()
         if self.nats is not None:
             await self.nats.stop()
+        if self.object_store is not None:  # last: the roles above may still be using it
+            await self.object_store.stop()
 
 
 async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -> None:

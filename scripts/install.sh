@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev ca-certificates wabt tmux
   systemd systemd-container debootstrap binutils lintian dpkg-dev
-  podman runc uidmap slirp4netns fuse-overlayfs busybox-static)
+  podman runc uidmap slirp4netns fuse-overlayfs busybox-static
+  mmdebstrap fdisk dosfstools mtools zstd qemu-system-x86 ovmf qemu-user-static binfmt-support)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -23,5 +24,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,store]"
 echo "bacedge installed: $(.venv/bin/bacedge --version)" >&2

@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit and integration tests of the Podman engine."""
+"""Fixtures shared by the unit and integration tests: Podman, a running local S3 store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from podman import PodmanClient
 
 from tests.podman_image import load_busybox, podman_socket
+from tests.store_fixture import s3_store  # noqa: F401 - a fixture, reused by S3 tests
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,18 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from edge.cli.output import display_id
-from edge.client import ApiError, ApiUnreachable, ClientError
+from edge.client import ApiUnreachable, ClientError
 from edge.models import Job, NodeState
 
-from .client import ApiLike, Backoff, ClusterTarget, Fetcher, Needs, PollResult
+from .client import (
+    ApiLike,
+    Backoff,
+    ClusterTarget,
+    Fetcher,
+    Needs,
+    PollResult,
+    describe_failure,
+)
 from .commands import BacedgeCommands
 from .data import ClusterData
 from .messages import ActionFinished, ActionStarted, DataRefreshed, LinkChanged
@@ -76,15 +84,6 @@ class ActionSpec:
     @property
     def command_text(self) -> str:
         return shlex.join(self.command)
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One line for the banner or a notification; field problems appended when sent."""
-    if isinstance(exc, ApiUnreachable):
-        return exc.message
-    if isinstance(exc, ApiError):
-        return exc.describe("set an API key: --api-key or the profile's api_key")
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class BacedgeApp(App[None]):
@@ -384,6 +383,13 @@ class BacedgeApp(App[None]):
             screen.show(job_id)
         self.poll_now()
 
+    def download_results(self, job_id: str) -> None:
+        """The job's Results tab, and the question where to download them (the palette)."""
+        self.open_job(job_id)
+        screen = self._screens.get("job")
+        if isinstance(screen, JobDetailScreen):
+            self.call_after_refresh(screen.action_download)
+
     def open_node(self, node_id: str) -> None:
         self._switch("nodes")
         if isinstance(self.screen, NodeDetailScreen):
@@ -537,14 +543,18 @@ class BacedgeApp(App[None]):
                 job_id = answer.get("JobID") if isinstance(answer, dict) else None
                 if job_id and spec.title == "Submit job":
                     message = f"{spec.done}: {job_id}"
-        entry = CommandEntry(self.clock(), spec.command_text, ok, message)
+        self.record_action(spec.title, spec.command_text, ok, message)
+        self.poll_now()
+
+    def record_action(self, title: str, command: str, ok: bool, message: str) -> None:
+        """How an action went: into the command log, a notification, and ActionFinished."""
+        entry = CommandEntry(self.clock(), command, ok, message)
         self.command_log.append(entry)
         self.notify(
-            f"{message}\n$ {spec.command_text}",
-            title=spec.title,
+            f"{message}\n$ {command}",
+            title=title,
             severity="information" if ok else "error",
             timeout=6,
             markup=False,
         )
         self.post_message(ActionFinished(entry))
-        self.poll_now()

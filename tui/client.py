@@ -11,15 +11,15 @@ a `PollResult` that the app applies in one step on its own loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from edge.client import ApiError, AsyncApiClient
+from edge.client import ApiClient, ApiError, ApiUnreachable, AsyncApiClient
 from edge.models import Execution, Job, JobHistory, NodeState
+from edge.models.compat import Server, server_from_version
 
 __all__ = [
     "ApiLike",
@@ -28,6 +28,7 @@ __all__ = [
     "Fetcher",
     "Needs",
     "PollResult",
+    "describe_failure",
 ]
 
 FIRST_PAGE = 500  # jobs on the first page of a full sync: enough to fill any screen
@@ -122,15 +123,23 @@ class ClusterTarget:
         parts = urlsplit(self.api if "://" in self.api else f"http://{self.api}")
         return parts.netloc or self.api
 
+    def _credentials(self) -> dict[str, Any]:
+        return {
+            "api_key": self.api_key,
+            "username": self.username,
+            "password": self.password,
+            "verify": self.verify,
+        }
+
     def client(self, timeout: float = 10.0) -> AsyncApiClient:
-        return AsyncApiClient(
-            self.api,
-            api_key=self.api_key,
-            username=self.username,
-            password=self.password,
-            verify=self.verify,
-            timeout=timeout,
-        )
+        """The TUI's client. It reads the server's version itself (`Fetcher`), so that
+        executions wait for a poll that knows it; the client leaves states as sent."""
+        return AsyncApiClient(self.api, timeout=timeout, by_version=False, **self._credentials())
+
+    def sync_client(self, timeout: float = 30.0) -> ApiClient:
+        """A blocking client for work in a thread: downloading results with `edge.download`,
+        as `bacedge job get` does (it reads states by the server's version itself)."""
+        return ApiClient(self.api, timeout=timeout, **self._credentials())
 
     def cli_flags(self) -> list[str]:
         """The flags a CLI command needs to reach the same cluster (secrets left out)."""
@@ -170,7 +179,8 @@ class PollResult:
     executions_marks: dict[str, int] = field(default_factory=dict)
     detail: JobDetail | None = None
     detail_error: str = ""
-    version: str | None = None
+    server: Server | None = None  # set by the poll that asked the server's version
+    version: str | None = None  # what the header shows of it
     fetched_at: float = 0.0
     seconds: float = 0.0
 
@@ -185,7 +195,7 @@ class Fetcher:
         self.sync_seen: set[str] = set()
         self.synced_at = 0.0  # monotonic time of the last completed full sync
         self.watermark = 0  # newest job ModifyTime seen (server clock, ns)
-        self.version: str | None = None
+        self.server: Server | None = None  # None until the server's version is known
 
     def start_full_sync(self) -> None:
         """The next polls re-read every job (after a reconnect, or now and then)."""
@@ -207,11 +217,9 @@ class Fetcher:
         """Fetch what changed. `jobs` and `marks` are the app's current data (read only)."""
         started = time.monotonic()
         result = PollResult()
-        if self.version is None:
-            result.version = ""  # asked once: a server without /version is not worth a banner
-            with contextlib.suppress(Exception):
-                info = await self.api.agent_version()
-                result.version = str(info.get("GitVersion") or info.get("Version") or "")
+        if self.server is None:
+            result.server = await self._ask_server()
+            result.version = result.server.label if result.server is not None else None
         if self.syncing and self.sync_token is not None:
             # The rest of a full sync: only the next page, so the whole list arrives fast;
             # nodes and details were fetched with the first page and come with the next poll.
@@ -230,18 +238,22 @@ class Fetcher:
         known = dict(jobs)
         for job in result.jobs:
             known[job.ID] = job
-        if needs.job:
+        # What an execution's state means depends on the server's version: without it
+        # (its /version failed for now), executions wait for a poll that knows it.
+        server_known = result.server is not None or self.server is not None
+        if needs.job and server_known:
             await self._detail(needs.job, result)
-        wanted = self._executions_wanted(needs, known, marks, now_ns)
-        await self._executions(wanted, known, result)
+        if server_known:
+            wanted = self._executions_wanted(needs, known, marks, now_ns)
+            await self._executions(wanted, known, result)
         result.fetched_at = time.time()
         result.seconds = time.monotonic() - started
         return result
 
     def commit(self, result: PollResult) -> None:
         """Record what an applied result means for the next poll."""
-        if result.version is not None:
-            self.version = result.version
+        if result.server is not None:
+            self.server = result.server
         if result.incremental is not None:
             self.incremental = result.incremental
         for job in result.jobs:
@@ -252,6 +264,19 @@ class Fetcher:
             if result.jobs_complete:
                 self.synced_at = time.monotonic()
                 self.sync_seen = set()
+
+    async def _ask_server(self) -> Server | None:
+        """What the server is, from its version; asked again next poll when it could not
+        answer now (what its executions' states mean depends on it)."""
+        try:
+            return server_from_version(await self.api.agent_version())
+        except ApiUnreachable:  # a dropped connection: the next poll asks again
+            return None
+        except Exception:  # no such endpoint, not allowed, not a version: read as bacedge's
+            return Server()
+
+    def _server(self, result: PollResult) -> Server:
+        return result.server or self.server or Server()
 
     # -- jobs -----------------------------------------------------------------
     async def _sync_page(self, result: PollResult) -> None:
@@ -321,6 +346,8 @@ class Fetcher:
             history = await self.api.job_history(ref)
         if executions is None:
             executions = await self.api.job_executions(ref)
+        server = self._server(result)
+        history, executions = server.history(history), server.executions(executions)
         result.detail = JobDetail(job, history, executions)
         result.executions[ref] = executions
         result.executions_marks[ref] = job.ModifyTime
@@ -379,11 +406,20 @@ class Fetcher:
                         result.executions_marks[job_id] = -1
                         return
                     raise
-            result.executions[job_id] = executions
+            result.executions[job_id] = self._server(result).executions(executions)
             job = jobs.get(job_id)
             result.executions_marks[job_id] = job.ModifyTime if job is not None else 0
 
         await asyncio.gather(*(one(j) for j in wanted))
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for the banner or a notification; field problems appended when sent."""
+    if isinstance(exc, ApiUnreachable):
+        return exc.message
+    if isinstance(exc, ApiError):
+        return exc.describe("set an API key: --api-key or the profile's api_key")
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class Backoff:

@@ -1,7 +1,7 @@
 """The command palette (ctrl+p): screens, refresh, actions on the selection, jobs and nodes.
 
 Write actions are not offered at all in --read-only, so the palette never shows what the
-keys would refuse.
+keys would refuse; downloading a job's results changes nothing, so it is always offered.
 """
 
 from __future__ import annotations
@@ -42,13 +42,21 @@ class BacedgeCommands(Provider):
             ("Show command log", "the CLI equivalent of each action (c)", app.action_command_log),
             ("Show keys", "key bindings of this screen (?)", app.action_help),
         ]
+        job = app.data.jobs.get(app.selected_job or "")
+        name = (job.Name or display_id(job.ID)) if job is not None else ""
+        if job is not None:
+            out.append(
+                (
+                    f"Download results of job {name}",
+                    "into a folder, as bacedge job get (d on the job)",
+                    partial(app.download_results, job.ID),
+                )
+            )
         if not app.read_only:
             out.append(
                 ("Submit a job from a file", "validated before it is sent", app.action_submit_job)
             )
-            job = app.data.jobs.get(app.selected_job or "")
             if job is not None:
-                name = job.Name or display_id(job.ID)
                 out.append((f"Stop job {name}", display_id(job.ID), partial(app.confirm_stop, job)))
                 out.append(
                     (f"Rerun job {name}", display_id(job.ID), partial(app.confirm_rerun, job))

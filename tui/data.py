@@ -33,6 +33,7 @@ def _version(job: Job) -> tuple[int, int, int, str, str, str]:
 class ClusterData:
     jobs: dict[str, Job] = field(default_factory=dict)
     nodes: dict[str, NodeState] = field(default_factory=dict)
+    nodes_unreadable: int = 0  # nodes in the last answer without an ID: not shown
     executions: dict[str, list[Execution]] = field(default_factory=dict)  # by job ID
     executions_marks: dict[str, int] = field(default_factory=dict)  # job ModifyTime fetched at
     detail: JobDetail | None = None
@@ -65,6 +66,7 @@ class ClusterData:
             self.jobs_complete = True
         if result.nodes is not None:
             self.nodes = {n.Info.NodeID: n for n in result.nodes if n.Info.NodeID}
+            self.nodes_unreadable = sum(1 for n in result.nodes if not n.Info.NodeID)
         for job_id, executions in result.executions.items():
             if self.executions.get(job_id) != executions:
                 changed.add(job_id)

@@ -19,15 +19,18 @@ from edge.cli.output import (
     parse_rfc3339,
     state_colour,
 )
+from edge.download import published_location
 from edge.models import (
     ComputeStateType,
     Execution,
+    GPUInfo,
     Job,
     JobHistory,
     JobStateType,
     NodeConnection,
     NodeMembership,
     NodeState,
+    display_type,
     format_bytes,
 )
 
@@ -206,35 +209,88 @@ def execution_haystack(execution: Execution) -> str:
     return f"{execution.ID} {execution.JobID} {execution.NodeID} {state} {message}"
 
 
+# --------------------------------------------------------------------------- results
+
+RESULT_COLUMNS = [
+    Column("execution", "EXECUTION"),
+    Column("node", "NODE"),
+    Column("type", "PUBLISHER"),
+    Column("location", "LOCATION"),
+    Column("size", "SIZE"),
+]
+NOTHING_PUBLISHED = "nothing published: stdout, stderr and exit code only"
+
+
+def result_row(execution: Execution, node: str, size: int | None) -> tuple[Cell, ...]:
+    """A completed execution's published result; `size` is the archive's, once known."""
+    published = execution.PublishedResult
+    location = published_location(published) if published.Type else NOTHING_PUBLISHED
+    return (
+        Cell(display_id(execution.ID), "", execution.ID),
+        Cell(short(node, 24)),
+        Cell(display_type(published.Type) or "none", "" if published.Type else "dim"),
+        Cell(location, "" if published.Type else "dim"),
+        Cell(format_bytes(size) if size is not None else "", "", -1 if size is None else size),
+    )
+
+
 # --------------------------------------------------------------------------- nodes
 
 
+# Fixed-width figures first, so that they stay on screen at 160 columns whatever the IDs,
+# names and labels; the descriptive columns, the widest and least read, come last.
 NODE_COLUMNS = [
     Column("id", "ID"),
     Column("name", "NAME"),
     Column("status", "STATUS"),
     Column("approval", "APPROVAL"),
-    Column("labels", "LABELS"),
-    Column("engines", "ENGINES"),
     Column("cpu", "CPU"),
     Column("memory", "MEMORY"),
     Column("disk", "DISK"),
     Column("gpus", "GPUS"),
+    Column("engines", "ENGINES"),
+    Column("labels", "LABELS"),
 ]
+ID_WIDTH = 24  # a node named after its host; generated IDs are shortened to 8-10
+NAME_WIDTH = 20
+GPUS_WIDTH = 40
+LABELS_WIDTH = 30
+
+
+def node_gpus(node: NodeState) -> list[GPUInfo]:
+    info = node.Info.ComputeNodeInfo
+    return info.MaxCapacity.GPUs or info.AvailableCapacity.GPUs
 
 
 def gpu_summary(node: NodeState) -> str:
-    """Each GPU as `model memory util%`, e.g. `H100 80G 35%`; empty without GPUs."""
-    capacity = node.Info.ComputeNodeInfo.MaxCapacity
-    gpus = capacity.GPUs or node.Info.ComputeNodeInfo.AvailableCapacity.GPUs
+    """The node's GPUs in a few words, alike ones counted: `2x H100 80GB HBM3 80.0 GiB 35%
+    75%`, `Tesla T4 15.0 GiB`. Utilization only where it is measured (Bacalhau does not)."""
+    groups: dict[tuple[str, int], list[GPUInfo]] = {}
+    for gpu in node_gpus(node):
+        name = gpu.Name.replace("NVIDIA ", "").replace("GeForce ", "") or "GPU"
+        groups.setdefault((name, gpu.Memory), []).append(gpu)
     parts = []
-    for gpu in gpus:
-        name = gpu.Name.replace("NVIDIA ", "").replace("GeForce ", "")
-        memory = f" {gpu.Memory / 2**30:.0f}G" if gpu.Memory else ""
-        parts.append(f"{name}{memory} {gpu.Utilization}%")
-    if not parts and capacity.GPU:
-        return f"{capacity.GPU} GPU"
+    for (name, memory), alike in groups.items():
+        words = [f"{len(alike)}x {name}" if len(alike) > 1 else name]
+        if memory:
+            words.append(format_bytes(alike[0].memory_bytes))
+        words.extend(f"{g.Utilization}%" for g in alike if g.Utilization is not None)
+        parts.append(" ".join(words))
+    total = node.Info.ComputeNodeInfo.MaxCapacity.GPU
+    if not parts and total:
+        return f"{total} GPU"
     return ", ".join(parts)
+
+
+_UNITS = (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
+
+def used_of(used: int, total: int) -> str:
+    """`4.0/16.0 GiB`: used and total in the total's unit, to keep the column narrow."""
+    for unit, size in _UNITS:
+        if total >= size:
+            return f"{used / size:.1f}/{total / size:.1f} {unit}"
+    return f"{used}/{total} B"
 
 
 def _used(total: float, available: float) -> float:
@@ -247,23 +303,20 @@ def node_row(node: NodeState) -> tuple[Cell, ...]:
     status = node.ConnectionState.Status.value
     approval = node.Membership.value
     cpu = f"{_used(total.CPU, free.CPU):.1f}/{total.CPU:.1f}" if total.CPU else ""
-    memory = (
-        f"{format_bytes(int(_used(total.Memory, free.Memory)))}/{format_bytes(total.Memory)}"
-        if total.Memory
-        else ""
-    )
+    used_memory = int(_used(total.Memory, free.Memory))
+    memory = used_of(used_memory, total.Memory) if total.Memory else ""
     disk = format_bytes(total.Disk) if total.Disk else ""
     return (
-        Cell(display_id(node.Info.NodeID), "", node.Info.NodeID),
-        Cell(short(node_name(node), 24)),
+        Cell(short(display_id(node.Info.NodeID), ID_WIDTH), "", node.Info.NodeID),
+        Cell(short(node_name(node), NAME_WIDTH)),
         state_cell(status),
         state_cell(approval),
-        Cell(labels_text(_user_labels(node.Info.Labels), 40)),
-        Cell(",".join(info.ExecutionEngines)),
         Cell(cpu, "", total.CPU and _used(total.CPU, free.CPU) / total.CPU),
-        Cell(memory, "", total.Memory and _used(total.Memory, free.Memory) / total.Memory),
+        Cell(memory, "", total.Memory and used_memory / total.Memory),
         Cell(disk, "", total.Disk),
-        Cell(gpu_summary(node), "", total.GPU),
+        Cell(short(gpu_summary(node), GPUS_WIDTH), "", total.GPU),
+        Cell(",".join(info.ExecutionEngines)),
+        Cell(labels_text(_user_labels(node.Info.Labels), LABELS_WIDTH)),
     )
 
 
@@ -280,7 +333,7 @@ NODE_FIELDS: dict[str, Field[NodeState]] = {
     "engine": Field(lambda n: n.Info.ComputeNodeInfo.ExecutionEngines),
     "type": Field(lambda n: [n.Info.NodeType]),
     "id": Field(lambda n: [n.Info.NodeID]),
-    "gpu": Field(lambda n: [g.Name for g in n.Info.ComputeNodeInfo.MaxCapacity.GPUs]),
+    "gpu": Field(lambda n: [g.Name for g in node_gpus(n)]),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from edge.cli.common import BacedgeGroup, api_options, echo_data, handle_errors, output_option
@@ -19,12 +21,27 @@ def agent() -> None:
 @api_options
 @output_option
 def alive(client: ApiClient, output: str) -> None:
-    """Whether the agent answers (`Status: OK`)."""
+    """Whether the agent answers (`Status: OK`), and its local S3 store's health if it runs one."""
     answer = client.agent_alive()
     if output != "table":
         echo_data(answer, output)
         return
     click.echo(f"Status: {answer.get('Status', 'OK')}")
+    store = answer.get("Store")
+    if isinstance(store, dict):
+        click.echo(f"Store:  {describe_store_health(store)}")
+
+
+def describe_store_health(store: dict[str, Any]) -> str:
+    """`alive since T (seaweedfs at URL, 0 restarts)`, plus the last error when there is one."""
+    state = "alive" if store.get("alive") else "DOWN"
+    restarts = int(store.get("restarts") or 0)
+    text = (
+        f"{state} since {store.get('since', '?')} ({store.get('backend', '?')} at "
+        f"{store.get('endpoint', '?')}, {restarts} restart{'' if restarts == 1 else 's'})"
+    )
+    error = store.get("last_error")
+    return f"{text}; last error: {error}" if error else text
 
 
 @agent.command("version")

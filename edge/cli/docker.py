@@ -3,7 +3,6 @@ line, with `bacalhau docker run`'s options; compute nodes run it with rootless P
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import click
@@ -11,48 +10,18 @@ import click
 from edge.cli.common import BacedgeCommand, BacedgeGroup, api_options, handle_errors
 from edge.cli.job import run_options, submit
 from edge.cli.output import dump
-from edge.cli.wasm import exit_like_task, key_value, parse_input, parse_output
+from edge.cli.placement import apply_placement, placement_options
+from edge.cli.wasm import (
+    exit_like_task,
+    key_value,
+    parse_input,
+    parse_output,
+    parse_publisher,
+)
 from edge.client import ApiClient
 from edge.models import NetworkType, ResourceError, parse_bytes, parse_cpu, parse_gpu
 
 NETWORKS = [n.value for n in NetworkType]
-_SELECTOR_SET = re.compile(r"^\s*(\S+)\s+(in|notin)\s+\((.*)\)\s*$", re.IGNORECASE)
-_SELECTOR_CMP = re.compile(r"^\s*([^!=\s]+)\s*(==|!=|=)\s*(\S*)\s*$")
-
-
-def parse_selector(text: str) -> list[dict[str, Any]]:
-    """A Kubernetes-style label selector ('env=prod,zone in (a,b),!gpu') -> Constraints."""
-    parts: list[str] = []
-    depth, current = 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    out: list[dict[str, Any]] = []
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        if match := _SELECTOR_SET.match(part):
-            values = [v.strip() for v in match.group(3).split(",") if v.strip()]
-            operator = match.group(2).lower()
-            out.append({"Key": match.group(1), "Operator": operator, "Values": values})
-        elif match := _SELECTOR_CMP.match(part):
-            operator = "!=" if match.group(2) == "!=" else "="
-            out.append({"Key": match.group(1), "Operator": operator, "Values": [match.group(3)]})
-        elif re.fullmatch(r"!\s*[\w./-]+", part):
-            out.append({"Key": part[1:].strip(), "Operator": "!", "Values": []})
-        elif re.fullmatch(r"[\w./-]+", part):
-            out.append({"Key": part, "Operator": "exists", "Values": []})
-        else:
-            raise click.BadParameter(
-                f"{part!r}: use key=value, key!=value, key in (a,b), key notin (a,b), key or !key",
-                param_hint="'-s' / '--selector'",
-            )
-    return out
 
 
 def _resources(
@@ -86,7 +55,7 @@ def build_docker_job(
     workdir: str | None = None,
     inputs: list[dict[str, Any]] | None = None,
     outputs: list[dict[str, str]] | None = None,
-    publisher: str | None = None,
+    publisher: dict[str, Any] | None = None,
     resources: dict[str, str] | None = None,
     network: str | None = None,
     domains: list[str] | None = None,
@@ -113,7 +82,7 @@ def build_docker_job(
     if outputs:
         task["ResultPaths"] = list(outputs)
     if publisher:
-        task["Publisher"] = {"Type": publisher}
+        task["Publisher"] = publisher
     if resources:
         task["Resources"] = dict(resources)
     if network or domains:
@@ -147,13 +116,19 @@ def build_docker_job(
     "-i",
     "inputs",
     multiple=True,
-    metavar="[file://]PATH[,dst=/target][,rw]",
-    help="Local path on the compute node to mount read-only (default target /inputs/<name>).",
+    metavar="SOURCE[,dst=/target][,opt=K=V]",
+    help="Input: s3://BUCKET/KEY, http(s)://URL or a path on the compute node (read-only; "
+    "default target /inputs/<name>, /inputs for s3).",
 )
 @click.option(
     "--output", "-o", "outputs", multiple=True, metavar="NAME:PATH", help="Result path to publish."
 )
-@click.option("--publisher", "-p", metavar="TYPE", help="Publisher for results (e.g. local).")
+@click.option(
+    "--publisher",
+    "-p",
+    metavar="TYPE|s3://BUCKET/KEY",
+    help="Publisher for results: local, noop, s3managed or s3://BUCKET/KEY[,opt=K=V].",
+)
 @click.option("--cpu", metavar="CORES", help="CPU to reserve, e.g. 500m or 2.")
 @click.option("--memory", metavar="SIZE", help="Memory to reserve, e.g. 256Mb or 1Gb.")
 @click.option("--disk", metavar="SIZE", help="Disk to reserve, e.g. 1Gb.")
@@ -169,12 +144,7 @@ def build_docker_job(
 @click.option("--timeout", type=click.IntRange(min=1), metavar="SECONDS", help="Execution timeout.")
 @click.option("--name", help="Job name (default: the job ID).")
 @click.option("--labels", "-l", multiple=True, metavar="KEY=VALUE", help="Job label.")
-@click.option(
-    "--selector",
-    "-s",
-    metavar="SELECTOR",
-    help="Node label selector, e.g. 'zone=a,arch in (arm64,amd64)'.",
-)
+@placement_options
 @click.option("--count", type=click.IntRange(min=1), default=1, help="Partitions to run.")
 @click.option("--dry-run", is_flag=True, help="Print the job spec (YAML) instead of submitting it.")
 @click.argument("image")
@@ -201,7 +171,10 @@ def run_docker(
     timeout: int | None,
     name: str | None,
     labels: tuple[str, ...],
-    selector: str | None,
+    constraints: str | None,
+    target: str,
+    priority: int | None,
+    node_details: bool,
     count: int,
     dry_run: bool,
 ) -> None:
@@ -219,22 +192,23 @@ def run_docker(
         workdir=workdir,
         inputs=[parse_input(i) for i in inputs],
         outputs=[parse_output(o) for o in outputs],
-        publisher=publisher,
+        publisher=parse_publisher(publisher) if publisher else None,
         resources=_resources(cpu, memory, disk, gpu),
         network=network.lower() if network else None,
         domains=list(domains),
         timeout=timeout,
         name=name,
         labels=dict(key_value(label, "'--labels'") for label in labels),
-        constraints=parse_selector(selector) if selector else None,
         count=count,
     )
+    apply_placement(spec, constraints=constraints, target=target, priority=priority)
     if dry_run:
         click.echo(dump(spec, "yaml"), nl=False)
         return
     outcome = submit(client, spec, wait=wait, id_only=id_only, follow=follow)
     if outcome is not None:
-        exit_like_task(outcome, follow=follow, id_only=id_only)
+        details = client if node_details else None
+        exit_like_task(outcome, follow=follow, id_only=id_only, node_details=details)
 
 
 @click.group(cls=BacedgeGroup)

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +29,8 @@ from edge.cli.output import (
     human_duration,
     jobs_table,
     paint_state,
+    transfer_text,
+    versions_table,
 )
 from edge.client import LOG_STDERR, ApiClient, ApiUnreachable, ClientError
 from edge.models import Execution, Job, JobStateType, JobType
@@ -326,6 +329,21 @@ def executions(client: ApiClient, output: str, wide: bool, job_id: str) -> None:
     click.echo(executions_table(items, colour_enabled(), wide))
 
 
+@job.command("versions")
+@handle_errors
+@api_options
+@output_option
+@wide_option
+@click.argument("job_id", metavar="ID")
+def versions(client: ApiClient, output: str, wide: bool, job_id: str) -> None:
+    """List a job's versions: one per update of its spec (or rerun)."""
+    items = client.job_versions(job_id)
+    if output != "table":
+        echo_data(items, output)
+        return
+    click.echo(versions_table(items, colour_enabled(), wide))
+
+
 @job.command("history")
 @handle_errors
 @api_options
@@ -422,3 +440,56 @@ def validate(file: str) -> None:
         lines = "\n".join(f"  {p}" for p in problems)
         raise click.ClickException(f"{where} is not a valid job spec:\n{lines}")
     click.echo(f"{where}: valid job spec")
+
+
+class _ProgressLine:
+    """`e-1a2b3c4d  12.0 MiB / 40.0 MiB` redrawn in place on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.current = ""
+
+    def __call__(self, execution_id: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        line = transfer_text(execution_id, done, total)
+        sys.stderr.write("\r" + line.ljust(len(self.current)))
+        sys.stderr.flush()
+        self.current = line
+
+    def end(self) -> None:
+        if self.enabled and self.current:
+            sys.stderr.write("\n")
+            self.current = ""
+
+
+@job.command("get")
+@handle_errors
+@api_options
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to put the results (default: ./job-<id>).",
+)
+@click.option("--force", is_flag=True, help="Write into an existing, non-empty folder.")
+@click.argument("job_id", metavar="ID")
+def get(client: ApiClient, output_dir: Path | None, force: bool, job_id: str) -> None:
+    """Download a job's results: stdout, stderr, exitCode and each ResultPath."""
+    from edge.download import DownloadError, default_output_dir, download_job, remove_partial
+
+    out = output_dir or default_output_dir(job_id)
+    created = not out.exists()
+    line = _ProgressLine()
+    try:
+        report = download_job(client, job_id, out, force, line)
+    except DownloadError as exc:
+        line.end()
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        line.end()
+        remove_partial(out, created)
+        raise click.Abort() from None
+    line.end()
+    for item in report:
+        _log(f"{display_id(item.execution_id)}: {item.folder} (from {item.source})")
+    click.echo(str(out))

@@ -25,6 +25,7 @@ OPTIONAL_COMMANDS: list[tuple[str, str]] = [
     ("edge.cli.config", "config"),
     ("edge.cli.tui", "tui"),
     ("edge.cli.devstack", "devstack"),
+    ("edge.cli.store", "store"),
 ]
 
 

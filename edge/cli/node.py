@@ -14,11 +14,12 @@ from edge.cli.common import (
 )
 from edge.cli.output import colour_enabled, describe_node, nodes_table
 from edge.client import ApiClient
+from edge.models.durations import parse_duration
 
 
 @click.group(cls=BacedgeGroup)
 def node() -> None:
-    """List, inspect, approve and reject compute nodes."""
+    """List, inspect, approve, reject, cordon and drain compute nodes."""
 
 
 @node.command("list")
@@ -120,3 +121,56 @@ def reject(client: ApiClient, message: str | None, node_id: str) -> None:
 def delete(client: ApiClient, message: str | None, node_id: str) -> None:
     """Forget a node (it must rejoin and be approved again)."""
     _action(client, node_id, "delete", message, "deleted")
+
+
+@node.command("cordon")
+@handle_errors
+@api_options
+@_MESSAGE
+@click.argument("node_id", metavar="ID")
+def cordon(client: ApiClient, message: str | None, node_id: str) -> None:
+    """Give a node no new work; what it runs keeps running (bacedge addition)."""
+    _action(client, node_id, "cordon", message, "cordoned: it gets no new work")
+
+
+@node.command("uncordon")
+@handle_errors
+@api_options
+@_MESSAGE
+@click.argument("node_id", metavar="ID")
+def uncordon(client: ApiClient, message: str | None, node_id: str) -> None:
+    """Let a cordoned, draining or drained node take work again (bacedge addition)."""
+    _action(client, node_id, "uncordon", message, "takes work again")
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@node.command("drain")
+@handle_errors
+@api_options
+@_MESSAGE
+@click.option(
+    "--deadline",
+    metavar="DURATION",
+    callback=_duration,
+    help="When batch and ops work still running on the node is stopped and placed "
+    "elsewhere, e.g. 10m or 1h (default: it may finish).",
+)
+@click.argument("node_id", metavar="ID")
+def drain(client: ApiClient, message: str | None, deadline: str | None, node_id: str) -> None:
+    """Move work off a node: it gets no new work, its service and daemon work moves to
+    other nodes now, its batch work finishes or moves at --deadline (bacedge addition)."""
+    answer = client.node_action(node_id, "drain", message, deadline)
+    if not answer.get("Success", True):
+        reason = answer.get("Error") or "the orchestrator refused"
+        raise click.ClickException(f"cannot drain node {node_id}: {reason}")
+    until = f"; batch work moves in {deadline}" if deadline else "; batch work may finish"
+    click.echo(f"Node {node_id} draining{until}. Watch it with `bacedge node describe {node_id}`")

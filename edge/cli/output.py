@@ -22,10 +22,12 @@ import yaml
 from pydantic import BaseModel
 
 from edge.models import (
+    BuildVersionInfo,
     Execution,
     Job,
     JobHistory,
     NodeInfo,
+    NodeScheduling,
     NodeState,
     Resources,
     format_bytes,
@@ -53,8 +55,16 @@ _STATE_COLOURS: dict[str, str] = {
     "askforbidrejected": "yellow",
     "pending": "yellow",
     "queued": "magenta",
+    "cordoned": "yellow",
+    "draining": "yellow",
+    "drained": "yellow",
 }
-_ID_RE = re.compile(r"^[a-z]-[0-9a-f]{8}-[0-9a-f-]+$")
+# IDs the way Bacalhau's CLI shortens them (idgen.ShortID, idgen.ShortNodeID): a one-letter
+# kind and a UUID (`j-…`, `e-…`, `n-…`) or a bare UUID keep the kind and the UUID's first 8
+# characters; a libp2p peer ID (how Bacalhau nodes on libp2p are named, `Qm…`) its first 8.
+_KIND_ID_RE = re.compile(r"^([a-z])-([0-9a-f]{8})-[0-9a-f-]+$")
+_UUID_RE = re.compile(r"^([0-9a-f]{8})-[0-9a-f]{4}-(?:[0-9a-f]{4}-){2}[0-9a-f]{12}$")
+_PEER_ID_RE = re.compile(r"^Qm[1-9A-HJ-NP-Za-km-z]{44}$")  # base58: no 0, O, I or l
 
 
 # --------------------------------------------------------------------------- colour
@@ -89,8 +99,21 @@ def paint_state(label: str, enabled: bool) -> str:
 
 
 def display_id(value: str) -> str:
-    """Short form for generated IDs (`j-1a2b3c4d`); names such as node hostnames stay whole."""
-    return short_id(value) if _ID_RE.match(value) else value
+    """Short form for generated IDs, as Bacalhau's CLI prints them: `j-1a2b3c4d` for
+    `j-1a2b3c4d-…`, `1a2b3c4d` for a bare UUID, `QmXaXu9N` for a 46-character peer ID.
+    Anything else (a node named after its host) stays whole."""
+    if _KIND_ID_RE.match(value):
+        return short_id(value)
+    match = _UUID_RE.match(value)
+    if match:
+        return match.group(1)
+    return short_id(value) if _PEER_ID_RE.match(value) else value
+
+
+def transfer_text(execution_id: str, done: int, total: int | None) -> str:
+    """A download's progress: `e-1a2b3c4d  12.0 MiB / 40.0 MiB` (no total when unknown)."""
+    of = f" / {format_bytes(total)}" if total else ""
+    return f"{display_id(execution_id)}  {format_bytes(done)}{of}"
 
 
 def human_duration(seconds: float) -> str:
@@ -301,6 +324,29 @@ def executions_table(
     return render_table(headers, rows, colour)
 
 
+def versions_table(
+    versions: Sequence[Job], colour: bool = False, wide: bool = False, now_ns: int | None = None
+) -> str:
+    """`job versions`: each version of a job's spec, newest last."""
+    rows: list[list[str | Cell]] = []
+    for version in sorted(versions, key=lambda j: j.Version):
+        task = version.Tasks[0] if version.Tasks else None
+        engine = ""
+        if task is not None:
+            target = task.Engine.param("Image") or task.Engine.param("EntryModule") or ""
+            engine = f"{task.Engine.Type} {target if isinstance(target, str) else ''}".strip()
+        rows.append(
+            [
+                str(version.Version),
+                age(version.ModifyTime, now_ns),
+                version.Type.value,
+                str(version.Count),
+                _truncate(engine, None if wide else 40),
+            ]
+        )
+    return render_table(["VERSION", "UPDATED", "TYPE", "COUNT", "ENGINE"], rows, colour)
+
+
 def history_table(items: Sequence[JobHistory], colour: bool = False, wide: bool = False) -> str:
     rows: list[list[str | Cell]] = []
     for item in items:
@@ -340,12 +386,18 @@ def nodes_table(nodes: Sequence[NodeState], colour: bool = False, wide: bool = F
         cpu, memory, disk, gpu = _capacity(info.AvailableCapacity, info.MaxCapacity)
         approval = node.Membership.value
         status = node.ConnectionState.Status.value
+        scheduling = node.Scheduling.Status
+        if scheduling != NodeScheduling.ELIGIBLE:  # as kubectl's "Ready,SchedulingDisabled"
+            status = f"{status},{scheduling.value}"
+            colour_of = state_colour(scheduling.value)
+        else:
+            colour_of = state_colour(status)
         rows.append(
             [
                 node.Info.NodeID if wide else display_id(node.Info.NodeID),
                 node.Info.NodeType,
                 Cell(approval, state_colour(approval)),
-                Cell(status, state_colour(status)),
+                Cell(status, colour_of),
                 labels_text(node.Info.Labels, None if wide else 50),
                 cpu,
                 memory,
@@ -475,12 +527,12 @@ def describe_node_info(info: NodeInfo) -> list[tuple[str, str]]:
     """Identity and capabilities, shared by `node describe` and `agent node`."""
     compute = info.ComputeNodeInfo
     inv = compute.Inventory
-    version = info.BacalhauVersion
+    version = BuildVersionInfo.model_validate(info.BacalhauVersion).GitVersion
     return [
         ("ID", info.NodeID),
         ("Type", info.NodeType),
         ("Labels", labels_text(info.Labels)),
-        ("Version", version.get("GitVersion") or version.get("Version") or ""),
+        ("Version", version or info.BacalhauVersion.get("Version", "")),
         ("Engines", ", ".join(compute.ExecutionEngines)),
         ("Publishers", ", ".join(compute.Publishers)),
         ("Storage", ", ".join(compute.StorageSources)),
@@ -489,6 +541,19 @@ def describe_node_info(info: NodeInfo) -> list[tuple[str, str]]:
         ("CPU Model", f"{inv.CPUModel} ({inv.CPUCount} cores)" if inv.CPUModel else ""),
         ("Running", str(compute.RunningExecutions) if compute.MaxCapacity.CPU else ""),
         ("Queued", str(compute.EnqueuedExecutions) if compute.MaxCapacity.CPU else ""),
+    ]
+
+
+def _scheduling_fields(node: NodeState, colour: bool) -> list[tuple[str, str]]:
+    """bacedge's cordon and drain, when the node is not simply eligible."""
+    scheduling = node.Scheduling
+    if scheduling.Status == NodeScheduling.ELIGIBLE and not scheduling.Message:
+        return []
+    return [
+        ("Scheduling", paint_state(scheduling.Status.value, colour)),
+        ("Since", format_rfc3339(scheduling.Since)),
+        ("Drain Deadline", format_rfc3339(scheduling.DrainDeadline)),
+        ("Reason", scheduling.Message),
     ]
 
 
@@ -508,6 +573,7 @@ def describe_node(node: NodeState, colour: bool = False) -> str:
             format_rfc3339(conn.DisconnectedSince) if not node.connected else "",
         ),
         ("Last Error", conn.LastError),
+        *_scheduling_fields(node, colour),
     ]
     blocks = [render_fields(pairs)]
     cpu, memory, disk, gpu = _capacity(compute.AvailableCapacity, compute.MaxCapacity)
@@ -518,9 +584,10 @@ def describe_node(node: NodeState, colour: bool = False) -> str:
     if gpus:
         lines = []
         for g in gpus:
-            memory_text = format_bytes(g.Memory) if g.Memory else "unknown memory"
-            used = f", {format_bytes(g.MemoryUsed)} used" if g.MemoryUsed else ""
-            util = f", {g.Utilization}% busy" if g.Utilization else ""
+            memory_text = format_bytes(g.memory_bytes) if g.Memory else "unknown memory"
+            used_bytes = g.memory_used_bytes
+            used = f", {format_bytes(used_bytes)} used" if used_bytes is not None else ""
+            util = f", {g.Utilization}% busy" if g.Utilization is not None else ""
             lines.append(f"{g.Index}: {g.Vendor} {g.Name} ({memory_text}{used}{util})")
         blocks.append(_section("GPUs", _indent("\n".join(lines)), colour))
     return "\n\n".join(b for b in blocks if b)

@@ -23,6 +23,12 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--orchestrator", is_flag=True, help="Run the orchestrator (the default role).")
 @click.option("--compute", is_flag=True, help="Run a compute node.")
 @click.option(
+    "--store",
+    is_flag=True,
+    help="Run the device's local S3 store ([store]; 127.0.0.1:9000 unless configured). "
+    "Alone, it runs only the store.",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -38,6 +44,7 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--api-port", type=int, help="HTTP API port [default: 1234].")
 @click.option("--nats-host", help="Address the embedded NATS binds to [default: 127.0.0.1].")
 @click.option("--nats-port", type=int, help="Embedded NATS port [default: 4222].")
+@click.option("--store-port", type=int, help="Local S3 store port [default: 9000].")
 @click.option(
     "--orchestrators",
     metavar="URL[,URL]",
@@ -45,19 +52,27 @@ def _split(value: str | None) -> list[str] | None:
 )
 @click.option("--labels", metavar="k=v[,k=v]", help="Labels of this node.")
 @click.option("--name", help="Node name (a label; the node ID stays stable).")
-@click.option("--engines", metavar="NAME[,NAME]", help="Execution engines to enable.")
+@click.option(
+    "--engines",
+    metavar="NAME[,NAME]",
+    help="Execution engines to enable [default: every engine that works here: noop, wasm "
+    "when wasmer-sdk loads, docker when Podman answers].",
+)
 @click.option(
     "--allowed-local-paths", metavar="PATH[,PATH]", help="Host paths local input sources may read."
 )
 @click.option("--heartbeat-interval", type=float, help="Seconds between heartbeats.")
 @click.option(
-    "--podman-socket", metavar="PATH", help="Rootless Podman API socket for docker tasks."
+    "--podman-socket",
+    metavar="PATH",
+    help="Rootless Podman API socket for docker tasks (enables the docker engine).",
 )
 def serve(config_file: Path | None, **flags: Any) -> None:
     """Start bacedge: `--orchestrator --compute` is a single-node cluster."""
     orchestrator = bool(flags.pop("orchestrator"))
     compute = bool(flags.pop("compute"))
-    if not orchestrator and not compute:
+    store = bool(flags.pop("store"))
+    if not orchestrator and not compute and not store:
         orchestrator = True  # as in Bacalhau: `serve` alone is an orchestrator
     try:
         overrides = {
@@ -75,6 +90,8 @@ def serve(config_file: Path | None, **flags: Any) -> None:
             "compute.allowed_local_paths": _split(flags["allowed_local_paths"]),
             "compute.heartbeat_interval": flags["heartbeat_interval"],
             "compute.podman_socket": flags["podman_socket"],
+            "store.enabled": True if store else None,
+            "store.port": flags["store_port"],
         }
         config = load_config(config_file, overrides)
     except ConfigError as exc:
@@ -85,9 +102,10 @@ def serve(config_file: Path | None, **flags: Any) -> None:
     from edge.transport.server import NatsServerError
 
     def ready(runtime: Runtime) -> None:
-        roles = [r for r, on in (("orchestrator", orchestrator), ("compute", compute)) if on]
+        wanted = (("orchestrator", orchestrator), ("compute", compute))
+        roles = [r for r, on in (*wanted, ("store", config.store.enabled)) if on]
         lines = [f"bacedge is running ({' + '.join(roles)}), data in {config.data_dir}"]
-        lines += [f"  {name + ':':5} {value}" for name, value in runtime.endpoints()]
+        lines += [f"  {name + ':':6} {value}" for name, value in runtime.endpoints()]
         click.echo("\n".join(lines), err=True)
         sys.stderr.flush()
 

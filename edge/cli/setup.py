@@ -321,7 +321,7 @@ def setup_podman(user_name: str, quiet: bool, offline: bool) -> None:
     Creates the user with subordinate UIDs/GIDs, its runtime dir (lingering under systemd),
     a containers.conf suited to the host's cgroups (runc on hybrid cgroups, crun on v2), and
     starts its Podman API socket. Run again, it changes nothing. Put the printed path in
-    [compute] podman_socket (or --podman-socket) and add `docker` to [compute] engines.
+    [compute] podman_socket (or --podman-socket): that enables docker tasks on the node.
     """
     if os.geteuid() != 0:
         raise click.ClickException(

@@ -16,6 +16,8 @@ import click
 
 from edge.cli.common import BacedgeGroup, api_options, handle_errors
 from edge.cli.job import WaitOutcome, finish, print_outputs, run_options, submit
+from edge.cli.output import dump
+from edge.cli.placement import apply_placement, echo_node_details, placement_options
 from edge.client import ApiClient
 from edge.models import JobStateType
 
@@ -38,15 +40,22 @@ def key_value(text: str, what: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def parse_input(spec: str) -> dict[str, Any]:
-    """`-i PATH[,dst=/target][,rw]` (also `src=PATH`) -> a `local` InputSource.
+_INPUT_HINT = "'-i' / '--input'"
+_S3_OPTIONS = {
+    "endpoint": "Endpoint",
+    "region": "Region",
+    "filter": "Filter",
+    "versionid": "VersionID",
+    "version": "VersionID",
+    "checksum-sha256": "ChecksumSHA256",
+    "checksumsha256": "ChecksumSHA256",
+}
 
-    The path is made absolute here because it is read on the compute node, where the
-    caller's working directory means nothing. Default target: /inputs/<basename>.
-    """
-    source = ""
-    target = ""
-    read_write = False
+
+def _split_spec(spec: str, hint: str) -> tuple[str, str, bool, dict[str, str]]:
+    """Bacalhau's `SOURCE[,dst=TARGET][,opt=KEY=VALUE][,rw]` (also `src=SOURCE`)."""
+    source, target, read_write = "", "", False
+    options: dict[str, str] = {}
     for i, part in enumerate(p.strip() for p in spec.split(",")):
         key, eq, value = part.partition("=")
         key = key.strip().lower()
@@ -58,27 +67,95 @@ def parse_input(spec: str) -> dict[str, Any]:
             target = value
         elif (key == "opt" and value.lower() == "rw") or (not eq and key in ("rw", "readwrite")):
             read_write = True
+        elif key == "opt" and "=" in value:
+            name, _, option = value.partition("=")
+            options[name.strip().lower()] = option.strip()
+        elif eq and key in _S3_OPTIONS:
+            options[key] = value.strip()
         else:
             raise click.BadParameter(
-                f"{spec!r}: unknown part {part!r} (use PATH[,dst=/target][,rw])",
-                param_hint="'-i' / '--input'",
+                f"{spec!r}: unknown part {part!r} (use SOURCE[,dst=/target][,opt=KEY=VALUE])",
+                param_hint=hint,
             )
-    source = source.removeprefix("file://")
+    return source.strip(), target.strip(), read_write, options
+
+
+def parse_input(spec: str) -> dict[str, Any]:
+    """`-i SOURCE[,dst=/target][,opt=K=V][,rw]` -> an InputSource, by SOURCE's scheme:
+    `s3://BUCKET/KEY` (s3; options endpoint, region, filter, versionid, checksum-sha256),
+    `http(s)://...` (urlDownload), `file://PATH` or a plain path (local).
+
+    A local path is made absolute here because it is read on the compute node, where the
+    caller's working directory means nothing. Default target: /inputs/<name> for paths and
+    URLs, /inputs for S3 (a prefix is a folder of objects).
+    """
+    source, target, read_write, options = _split_spec(spec, _INPUT_HINT)
     if not source:
-        raise click.BadParameter(f"{spec!r}: no source path", param_hint="'-i' / '--input'")
-    absolute = os.path.abspath(os.path.expanduser(source))
+        raise click.BadParameter(f"{spec!r}: no source", param_hint=_INPUT_HINT)
+    lowered = source.lower()
+    if lowered.startswith("s3://"):
+        bucket, _, key = source[5:].partition("/")
+        if not bucket:
+            raise click.BadParameter(f"{spec!r}: use s3://BUCKET/KEY", param_hint=_INPUT_HINT)
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        for name, value in options.items():
+            if name not in _S3_OPTIONS:
+                known = ", ".join(sorted(_S3_OPTIONS))
+                raise click.BadParameter(
+                    f"{spec!r}: unknown s3 option {name!r} (known: {known})",
+                    param_hint=_INPUT_HINT,
+                )
+            params[_S3_OPTIONS[name]] = value
+        return _input({"Type": "s3", "Params": params}, target or DEFAULT_INPUT_DIR, spec)
+    if lowered.startswith(("http://", "https://")):
+        name = os.path.basename(source.split("?", 1)[0].rstrip("/")) or "download"
+        url_source = {"Type": "urlDownload", "Params": {"URL": source}}
+        return _input(url_source, target or f"{DEFAULT_INPUT_DIR}/{name}", spec)
+    path = source.removeprefix("file://")
+    absolute = os.path.abspath(os.path.expanduser(path))
     if not target:
-        name = os.path.basename(absolute.rstrip("/")) or "input"
-        target = f"{DEFAULT_INPUT_DIR}/{name}"
+        target = f"{DEFAULT_INPUT_DIR}/{os.path.basename(absolute.rstrip('/')) or 'input'}"
+    local = {"Type": "local", "Params": {"SourcePath": absolute, "ReadWrite": read_write}}
+    return _input(local, target, spec)
+
+
+def _input(source: dict[str, Any], target: str, spec: str) -> dict[str, Any]:
     if not target.startswith("/"):
         raise click.BadParameter(
-            f"{spec!r}: the target {target!r} must be an absolute path",
-            param_hint="'-i' / '--input'",
+            f"{spec!r}: the target {target!r} must be an absolute path", param_hint=_INPUT_HINT
         )
-    return {
-        "Source": {"Type": "local", "Params": {"SourcePath": absolute, "ReadWrite": read_write}},
-        "Target": target,
-    }
+    return {"Source": source, "Target": target}
+
+
+def parse_publisher(spec: str) -> dict[str, Any]:
+    """`-p local|noop|s3managed` or `-p s3://BUCKET/KEY[,opt=endpoint=...][,opt=region=...]
+    [,opt=encoding=gzip|plain]` -> a Publisher spec, as Bacalhau's `-p`."""
+    hint = "'-p' / '--publisher'"
+    source, _target, _rw, options = _split_spec(spec, hint)
+    if source.lower().startswith("s3://"):
+        bucket, _, key = source[5:].partition("/")
+        if not bucket:
+            raise click.BadParameter(f"{spec!r}: use s3://BUCKET/KEY", param_hint=hint)
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key or "{jobID}/{executionID}"}
+        names = {"endpoint": "Endpoint", "region": "Region", "encoding": "Encoding"}
+        for name, value in options.items():
+            if name == "compress":
+                params["Encoding"] = "gzip" if value.lower() in ("1", "true", "yes") else "plain"
+            elif name in names:
+                params[names[name]] = value
+            else:
+                raise click.BadParameter(
+                    f"{spec!r}: unknown option {name!r} (endpoint, region, encoding)",
+                    param_hint=hint,
+                )
+        return {"Type": "s3", "Params": params}
+    kind = source.lower()
+    if kind not in ("local", "noop", "s3managed") or options:
+        raise click.BadParameter(
+            f"{spec!r}: use local, noop, s3managed or s3://BUCKET/KEY[,opt=KEY=VALUE]",
+            param_hint=hint,
+        )
+    return {"Type": kind}
 
 
 def parse_output(spec: str) -> dict[str, str]:
@@ -104,7 +181,7 @@ def build_wasm_job(
     timeout: int | None = None,
     labels: dict[str, str] | None = None,
     entrypoint: str | None = None,
-    publisher: str | None = None,
+    publisher: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Bacalhau batch job running `module` with the wasm engine (one task, one node)."""
     data_uri = "data:application/wasm;base64," + base64.b64encode(module).decode("ascii")
@@ -124,7 +201,7 @@ def build_wasm_job(
     if outputs:
         task["ResultPaths"] = list(outputs)
     if publisher:
-        task["Publisher"] = {"Type": publisher}
+        task["Publisher"] = publisher
     if timeout:
         task["Timeouts"] = {"ExecutionTimeout": timeout}
     # No default Name: a fixed one would make each run a new version of the same job.
@@ -141,11 +218,20 @@ def _exit_code(outcome: WaitOutcome) -> int:
     return next((c for c in codes if c), 0)
 
 
-def exit_like_task(outcome: WaitOutcome, *, follow: bool, id_only: bool) -> NoReturn:
-    """Prints the task's output (unless it was followed) and exits with its exit code; a
-    failure without one exits 1 with the reason. Shared by `wasm run` and `docker run`."""
+def exit_like_task(
+    outcome: WaitOutcome,
+    *,
+    follow: bool,
+    id_only: bool,
+    node_details: ApiClient | None = None,
+) -> NoReturn:
+    """Prints the task's output (unless it was followed), then with `node_details` (a client)
+    the nodes that ran it, and exits with its exit code; a failure without one exits 1 with
+    the reason. Shared by `wasm run` and `docker run`."""
     if not follow and not id_only:
         print_outputs(outcome.executions)
+    if node_details is not None and not id_only:
+        echo_node_details(node_details, outcome.executions)
     code = _exit_code(outcome)
     if outcome.state != JobStateType.COMPLETED:
         try:
@@ -166,8 +252,9 @@ def exit_like_task(outcome: WaitOutcome, *, follow: bool, id_only: bool) -> NoRe
     "-i",
     "inputs",
     multiple=True,
-    metavar="PATH[,dst=/target]",
-    help="Local path on the compute node to mount (default target /inputs/<name>).",
+    metavar="SOURCE[,dst=/target][,opt=K=V]",
+    help="Input: s3://BUCKET/KEY, http(s)://URL or a path on the compute node (read-only; "
+    "default target /inputs/<name>, /inputs for s3).",
 )
 @click.option(
     "--output",
@@ -177,11 +264,18 @@ def exit_like_task(outcome: WaitOutcome, *, follow: bool, id_only: bool) -> NoRe
     metavar="NAME:PATH",
     help="Result path to publish.",
 )
-@click.option("--publisher", "-p", metavar="TYPE", help="Publisher for results (e.g. local).")
+@click.option(
+    "--publisher",
+    "-p",
+    metavar="TYPE|s3://BUCKET/KEY",
+    help="Publisher for results: local, noop, s3managed or s3://BUCKET/KEY[,opt=K=V].",
+)
 @click.option("--timeout", type=click.IntRange(min=1), metavar="SECONDS", help="Execution timeout.")
 @click.option("--name", help="Job name (default: the job ID).")
 @click.option("--labels", "-l", multiple=True, metavar="KEY=VALUE", help="Job label.")
 @click.option("--entrypoint", metavar="FUNCTION", help="Exported function to call (_start).")
+@placement_options
+@click.option("--dry-run", is_flag=True, help="Print the job spec (YAML) instead of submitting it.")
 @click.argument("module", type=click.Path(exists=True, dir_okay=False), metavar="FILE.wasm")
 @click.argument("args", nargs=-1)
 def run_wasm(
@@ -199,6 +293,11 @@ def run_wasm(
     name: str | None,
     labels: tuple[str, ...],
     entrypoint: str | None,
+    constraints: str | None,
+    target: str,
+    priority: int | None,
+    node_details: bool,
+    dry_run: bool,
 ) -> None:
     """Run FILE.wasm on a compute node; put task arguments after `--`.
 
@@ -217,8 +316,13 @@ def run_wasm(
         timeout=timeout,
         labels=dict(key_value(label, "'--labels'") for label in labels),
         entrypoint=entrypoint,
-        publisher=publisher,
+        publisher=parse_publisher(publisher) if publisher else None,
     )
+    apply_placement(spec, constraints=constraints, target=target, priority=priority)
+    if dry_run:
+        click.echo(dump(spec, "yaml"), nl=False)
+        return
     outcome = submit(client, spec, wait=wait, id_only=id_only, follow=follow)
     if outcome is not None:
-        exit_like_task(outcome, follow=follow, id_only=id_only)
+        details = client if node_details else None
+        exit_like_task(outcome, follow=follow, id_only=id_only, node_details=details)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import shutil
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -16,6 +18,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from edge import __version__
+from edge import s3 as s3conf
 from edge.config import Config, ConfigError
 from edge.executors import ServiceExecutor, build_executors
 from edge.executors.base import ExecutionResult, Executor, ExecutorError
@@ -28,11 +31,21 @@ from edge.models import (
     Inventory,
     NodeInfo,
     Resources,
+    StoreInfo,
+    display_type,
     now_ns,
     parse_bytes,
     parse_cpu,
 )
-from edge.storage import build_input_providers
+from edge.publishers import (
+    LocalPublisher,
+    Publisher,
+    PublishError,
+    build_publishers,
+    publisher_for,
+)
+from edge.publishers.local import archive_path
+from edge.storage import ObjectCache, build_input_providers
 from edge.storage.base import InputProvider, StoragePolicy
 from edge.transport import subjects
 from edge.transport.client import connect_forever
@@ -48,6 +61,9 @@ from edge.transport.messages import (
     OfferBatch,
     OfferReply,
     OfferResult,
+    PresignReply,
+    PresignRequest,
+    ResultChunkRequest,
     UpdateAck,
     UpdateBatch,
     decode,
@@ -55,13 +71,17 @@ from edge.transport.messages import (
 )
 
 from . import inventory
-from .bidder import PUBLISHERS, refusal
+from .bidder import refusal
 from .ledger import Ledger
 from .logs import ExecutionLog, send_lines
-from .runner import Outcome, run_execution
+from .runner import Outcome, publish_results, run_execution
 from .runner import _outcome as outcome_of
 
 log = logging.getLogger("bacedge.compute")
+
+PUBLISH_ATTEMPTS = 6  # about a minute of backoff before a publish failure fails the job
+MAX_CHUNK = 768 * 1024  # under NATS's default 1 MiB payload limit
+_EXECUTION_ID = re.compile(r"^e-[A-Za-z0-9-]{1,64}$")
 
 
 def stable_node_id(data_dir: Path) -> str:
@@ -94,9 +114,13 @@ class ComputeNode:
         self.ledger = Ledger(self.root / "ledger.db")
         self.executors: dict[str, Executor] = {}
         self.providers: dict[str, InputProvider] = {}
+        self.publishers: dict[str, Publisher] = {}
         self.policy = StoragePolicy(
-            allowed_local_paths=[Path(p) for p in self.cfg.allowed_local_paths]
+            allowed_local_paths=[Path(p) for p in self.cfg.allowed_local_paths],
+            allow_network=self.cfg.locality.strip().lower() != "local",
+            max_download_bytes=self.cfg.max_input_bytes,
         )
+        self.cache = ObjectCache(self.root / "cache" / "objects", self.cfg.input_cache_bytes)
         self.capacity = Resources()
         self.info = NodeInfo()
         self.nc = nc
@@ -129,7 +153,10 @@ class ComputeNode:
                 await executor.open()
             except ExecutorError as exc:
                 raise ConfigError(str(exc)) from None
-        self.providers = build_input_providers()
+        self.providers = build_input_providers(self.config, self.cache)
+        self.publishers = build_publishers(self.config, self.root / "published", self._presign)
+        for publisher in self._local_publishers():
+            await publisher.start()
         total, machine = await asyncio.to_thread(inventory.machine, self.root)
         self._engine_inventory(machine)
         self.capacity = self._capacity(total)
@@ -141,8 +168,10 @@ class ComputeNode:
             Labels={**self._default_labels(machine.Arch), **self.config.node.labels},
             ComputeNodeInfo=ComputeNodeInfo(
                 ExecutionEngines=sorted(self.executors),
-                Publishers=[p for p in PUBLISHERS if p],
-                StorageSources=sorted({p.types[0] for p in self.providers.values()}),
+                Publishers=sorted(self.publishers),
+                StorageSources=sorted({display_type(p.types[0]) for p in self.providers.values()}),
+                Stores=await self._stores(),
+                AllowedLocalPaths=[str(p) for p in self.cfg.allowed_local_paths],
                 MaxCapacity=self.capacity,
                 AvailableCapacity=self.capacity,
                 QueueCapacity=Resources(),
@@ -159,6 +188,7 @@ class ComputeNode:
         ]
         if self._services():
             self._tasks.append(asyncio.create_task(self._watch_engines(), name="compute-engines"))
+        self._tasks.append(asyncio.create_task(self._watch_stores(), name="compute-stores"))
 
     def _engine_settings(self) -> dict[str, dict[str, Any]]:
         return {
@@ -234,7 +264,39 @@ class ComputeNode:
         for executor in self.executors.values():
             with contextlib.suppress(Exception):
                 await executor.close()
+        for publisher in self._local_publishers():
+            await publisher.close()
         await self.ledger.close()
+
+    def _local_publishers(self) -> list[LocalPublisher]:
+        return [p for p in set(self.publishers.values()) if isinstance(p, LocalPublisher)]
+
+    async def _stores(self) -> list[StoreInfo]:
+        """The S3 store this device runs, with its buckets, for data-local scheduling."""
+        local = s3conf.local_store(self.config)
+        if local is None:
+            return []
+
+        def buckets() -> list[str]:
+            return sorted(b.name for b in local.client().list_buckets())
+
+        try:
+            names, alive = await asyncio.to_thread(buckets), True
+        except Exception:
+            names, alive = [], False
+        return [StoreInfo(Endpoint=local.url, Buckets=names, Alive=alive)]
+
+    async def _watch_stores(self) -> None:
+        """Buckets made or removed while running reach the scheduler with the node info."""
+        while True:
+            await asyncio.sleep(self.cfg.heartbeat_interval)
+            stores = await self._stores()
+            if stores == self.info.ComputeNodeInfo.Stores:
+                continue
+            self.info.ComputeNodeInfo.Stores = stores
+            if self.nc is not None and self.connected.is_set():
+                with contextlib.suppress(Exception):
+                    await self._handshake(reconcile=False)
 
     async def _recover(self) -> None:
         """Executions cut short by a crash or restart are reconciled, never left running:
@@ -249,25 +311,112 @@ class ComputeNode:
                 log.warning("cannot reconcile leftover tasks", extra={"error": str(exc)})
         for execution in stale:
             result = found.get(execution.ID)
-            if result is None or execution.Job is None:
+            publishing = execution.state == ComputeStateType.PUBLISHING
+            if publishing and execution.Job is not None:
+                # The task had finished; only its results were on their way out.
+                outcome = Outcome(
+                    ComputeStateType.COMPLETED,
+                    "execution completed",
+                    execution.RunOutput,
+                    details=dict(execution.ComputeState.Details),
+                )
+            elif result is None or execution.Job is None:
                 outcome = Outcome(
                     ComputeStateType.FAILED,
                     "compute node restarted while the execution was running",
                     details={LOST_DETAIL: "node restarted"},
                 )
             else:
-                task = execution.Job.task
-                outcome = outcome_of(
-                    result,
-                    self.root / "results" / execution.ID,
-                    task.Publisher.Type,
-                    bool(task.ResultPaths),
-                )
-            await self._report(execution, outcome)
+                outcome = outcome_of(result)
+            if outcome.state == ComputeStateType.COMPLETED:
+                self._resume(execution, outcome)
+            else:
+                await self._report(execution, outcome)
         for update in await self.ledger.outbox(limit=100_000):
             self._unsent[update.Sequence] = update
         if stale:
             log.warning("failed executions interrupted by a restart", extra={"count": len(stale)})
+
+    def _resume(self, execution: Execution, finished: Outcome) -> None:
+        """Publishes a task that finished before a restart, tracked like a running one so
+        a reconnect does not mistake it for a forgotten execution."""
+        assert execution.Job is not None
+
+        async def finish() -> None:
+            try:
+                outcome = await self._publish_results(execution, finished)
+            finally:
+                self.running.pop(execution.ID, None)
+                self.active.pop(execution.ID, None)
+            await self._report(execution, outcome)
+
+        self.active[execution.ID] = execution
+        self.running[execution.ID] = asyncio.create_task(finish(), name=f"publish-{execution.ID}")
+
+    async def _publish_results(self, execution: Execution, finished: Outcome) -> Outcome:
+        """Publishing state, then the publisher, retried with backoff: a store or link that
+        is down for a while delays the result instead of losing it."""
+        assert execution.Job is not None
+        result_dir = self.root / "results" / execution.ID
+        try:
+            publisher = publisher_for(execution.Job.task, self.publishers)
+        except PublishError as exc:
+            return Outcome(ComputeStateType.FAILED, f"publish: {exc}", finished.output)
+        if publisher is None:
+            shutil.rmtree(result_dir, ignore_errors=True)
+            return finished
+        await self._report(
+            execution,
+            Outcome(
+                ComputeStateType.PUBLISHING,
+                "Publishing results",
+                finished.output,
+                details=finished.details,
+            ),
+        )
+        scratch = self.root / "executions" / execution.ID / "publish"
+        delay, problem = 1.0, ""
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                outcome = await publish_results(
+                    execution, publisher, self.node_id, result_dir, scratch, finished
+                )
+            except PublishError as exc:
+                problem = str(exc)
+                if not exc.transient:
+                    break
+                log.warning(
+                    "publishing failed; retrying",
+                    extra={"execution_id": execution.ID, "attempt": attempt, "error": problem},
+                )
+                if attempt < PUBLISH_ATTEMPTS:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                continue
+            shutil.rmtree(result_dir, ignore_errors=True)
+            return outcome
+        return Outcome(
+            ComputeStateType.FAILED,
+            f"publishing results failed: {problem}",
+            finished.output,
+            details=finished.details,
+        )
+
+    async def _presign(self, execution_id: str) -> tuple[str, str, str]:
+        """Asks the orchestrator for an `s3managed` upload URL for one of our executions."""
+        if self.nc is None or not self.connected.is_set():
+            raise PublishError("the orchestrator is not reachable to sign the s3managed upload")
+        request = PresignRequest(ExecutionID=execution_id, NodeID=self.node_id)
+        try:
+            msg = await self.nc.request(subjects.PRESIGN, encode(request), timeout=10)
+        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError) as exc:
+            raise PublishError(
+                f"the orchestrator did not sign the s3managed upload ({type(exc).__name__})"
+            ) from None
+        reply = decode(PresignReply, msg.data)
+        if not reply.OK:
+            raise PublishError(reply.Error or "the orchestrator refused to sign the upload")
+        return reply.URL, reply.Bucket, reply.Key
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Fire-and-forget work that must not be garbage-collected half-way."""
@@ -289,6 +438,7 @@ class ComputeNode:
         await nc.subscribe(subjects.offer(self.node_id), cb=self._on_offer)
         await nc.subscribe(subjects.cancel(self.node_id), cb=self._on_cancel)
         await nc.subscribe(subjects.logs(self.node_id), cb=self._on_logs)
+        await nc.subscribe(subjects.results(self.node_id), cb=self._on_result_chunk)
         await self._handshake_until_accepted()
 
     async def _on_reconnect(self) -> None:
@@ -403,6 +553,7 @@ class ComputeNode:
                 execution,
                 self.executors,
                 self.providers,
+                self.publishers,
                 self.policy,
                 self.cfg.allow_networking,
                 available,
@@ -467,6 +618,8 @@ class ComputeNode:
                     self.cfg.max_output_bytes,
                     self.cfg.allow_networking,
                 )
+                if outcome.state == ComputeStateType.COMPLETED:
+                    outcome = await self._publish_results(execution, outcome)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(execution.ID, "")
             outcome = Outcome(ComputeStateType.CANCELLED, reason or "execution cancelled")
@@ -543,6 +696,31 @@ class ComputeNode:
             live.follow(request.Subject, request.Tail)
         else:
             send_lines(path, request.Subject, request.Tail, self._publish_lines, eof=True)
+
+    async def _on_result_chunk(self, msg: Msg) -> None:
+        """Part of a `local` result archive, for the orchestrator to relay to a user."""
+        if not msg.reply or self.nc is None:
+            return
+        try:
+            request = decode(ResultChunkRequest, msg.data)
+        except ValueError:
+            await self.nc.publish(msg.reply, b"", headers={"Error": "bad request"})
+            return
+        path = archive_path(self.root / "published", request.ExecutionID)
+        if not _EXECUTION_ID.match(request.ExecutionID) or not path.is_file():
+            error = f"no local result for {request.ExecutionID[:80]} on node {self.node_id}"
+            await self.nc.publish(msg.reply, b"", headers={"Error": error})
+            return
+        offset = max(0, request.Offset)
+        length = max(0, min(request.Length, MAX_CHUNK))
+
+        def read() -> tuple[int, bytes]:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                return path.stat().st_size, handle.read(length)
+
+        size, data = await asyncio.to_thread(read)
+        await self.nc.publish(msg.reply, data, headers={"Size": str(size)})
 
     # -- outbox ------------------------------------------------------------------
     async def _flusher(self) -> None:

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 from edge.executors.base import Executor
 from edge.models import Execution, NetworkType, ResourceError, Resources
+from edge.publishers import Publisher, effective_type
 from edge.storage.base import InputProvider, StoragePolicy
 
 from .runner import task_inputs
 
-PUBLISHERS = ("", "local", "noop")
 _NETWORKED = (NetworkType.HOST, NetworkType.FULL, NetworkType.HTTP, NetworkType.BRIDGE)
 
 
@@ -18,6 +18,7 @@ def refusal(
     execution: Execution,
     executors: Mapping[str, Executor],
     providers: Mapping[str, InputProvider],
+    publishers: Mapping[str, Publisher],
     policy: StoragePolicy,
     allow_networking: bool,
     capacity: Resources,
@@ -44,8 +45,14 @@ def refusal(
             f"network type {task.Network.Type.value!r} is not allowed on this node "
             "(tasks run without network; an operator can set [compute] allow_networking)"
         )
-    if task.Publisher.Type not in PUBLISHERS:
-        return f"publisher {task.Publisher.Type!r} is not available on this node"
+    kind = effective_type(task)
+    if kind:
+        publisher = publishers.get(kind)
+        if publisher is None:
+            return f"publisher {task.Publisher.Type!r} is not available on this node"
+        problems = publisher.problems(task.Publisher)
+        if problems:
+            return "; ".join(problems)
     try:
         need = task.Resources.parse()
     except ResourceError as exc:

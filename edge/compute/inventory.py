@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from edge.models import GPUInfo, Inventory, Resources
+from edge.models import MIB, GPUInfo, Inventory, Resources
 
 log = logging.getLogger("bacedge.inventory")
 
@@ -35,7 +35,10 @@ def _text(value: Any) -> str:
 
 
 def gpus() -> tuple[list[GPUInfo], str]:
-    """Every NVIDIA GPU NVML sees, and the driver version; ([], "") without NVML."""
+    """Every NVIDIA GPU NVML sees, and the driver version; ([], "") without NVML.
+
+    NVML counts memory in bytes; the wire model, like Bacalhau, in MiB: converted here.
+    """
     try:
         import pynvml
     except ImportError:
@@ -51,10 +54,11 @@ def gpus() -> tuple[list[GPUInfo], str]:
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            utilization: int | None
             try:
                 utilization = int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-            except Exception:  # not supported on some boards (e.g. MIG slices)
-                utilization = 0
+            except Exception:  # not supported on some boards (e.g. MIG slices): unknown
+                utilization = None
             try:
                 pci = _text(pynvml.nvmlDeviceGetPciInfo(handle).busId)
             except Exception:
@@ -64,8 +68,8 @@ def gpus() -> tuple[list[GPUInfo], str]:
                     Index=index,
                     Name=_text(pynvml.nvmlDeviceGetName(handle)),
                     Vendor="NVIDIA",
-                    Memory=int(memory.total),
-                    MemoryUsed=int(memory.used),
+                    Memory=int(memory.total) // MIB,
+                    MemoryUsed=int(memory.used) // MIB,
                     Utilization=utilization,
                     PCIAddress=pci,
                     UUID=_text(pynvml.nvmlDeviceGetUUID(handle)),

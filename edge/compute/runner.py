@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -15,7 +16,17 @@ from edge.executors.base import (
     ResultDir,
 )
 from edge.executors.wasm import entry_module_input
-from edge.models import ComputeStateType, Execution, InputSource, RunOutput, SpecConfig, Task
+from edge.models import (
+    ComputeStateType,
+    Execution,
+    InputSource,
+    Job,
+    JobType,
+    RunOutput,
+    SpecConfig,
+    Task,
+)
+from edge.publishers import Publisher, PublishRequest
 from edge.storage import prepare_inputs
 from edge.storage.base import InputError, InputProvider, StoragePolicy
 
@@ -40,7 +51,11 @@ def task_inputs(task: Task) -> list[InputSource]:
 
 
 def task_env(execution: Execution, node_id: str, partitions: int) -> dict[str, str]:
+    """Bacalhau's task variables. PARTITION_COUNT is what the orchestrator decided when it
+    placed the execution (ops and daemon jobs: the nodes that match), so every
+    PARTITION_INDEX is below it; `partitions` is for executions placed without one."""
     assert execution.Job is not None
+    partitions = max(execution.PartitionCount or partitions, execution.PartitionIndex + 1, 1)
     env = dict(execution.Job.task.Env)
     env.update(
         {
@@ -55,6 +70,14 @@ def task_env(execution: Execution, node_id: str, partitions: int) -> dict[str, s
         }
     )
     return env
+
+
+def execution_timeout(job: Job, default: float) -> float | None:
+    """The task's own timeout; else the node's default for batch and ops jobs, and none for
+    daemon and service jobs, which run until stopped (as Bacalhau's defaults)."""
+    if job.task.Timeouts.ExecutionTimeout:
+        return float(job.task.Timeouts.ExecutionTimeout)
+    return None if job.Type in (JobType.DAEMON, JobType.SERVICE) else default
 
 
 async def run_execution(
@@ -88,7 +111,9 @@ async def run_execution(
         host = results_dir / wanted.Name
         host.mkdir(parents=True, exist_ok=True)
         results.append(ResultDir(name=wanted.Name, path=wanted.Path, host_dir=host))
-    partitions = job.Count if job.Type.value in ("batch", "service") else 1
+    partitions = execution.PartitionCount or (
+        job.Count if job.Type.value in ("batch", "service") else 1
+    )
     request = ExecutionRequest(
         execution_id=execution.ID,
         job_id=execution.JobID,
@@ -98,7 +123,7 @@ async def run_execution(
         workdir=workdir,
         inputs=inputs,
         results=results,
-        timeout=float(task.Timeouts.ExecutionTimeout or default_timeout),
+        timeout=execution_timeout(job, default_timeout),
         output_cap=output_cap,
         allow_network=allow_network,
     )
@@ -109,12 +134,11 @@ async def run_execution(
     finally:
         if sources:
             shutil.rmtree(staging, ignore_errors=True)
-    return _outcome(result, results_dir, task.Publisher.Type, bool(results))
+    return _outcome(result)
 
 
-def _outcome(
-    result: ExecutionResult, results_dir: Path, publisher: str, has_results: bool
-) -> Outcome:
+def _outcome(result: ExecutionResult) -> Outcome:
+    """How the task ended; publishing (when the task succeeded) comes after."""
     output = RunOutput(
         Stdout=result.stdout,
         StdoutTruncated=result.stdout_truncated,
@@ -123,19 +147,48 @@ def _outcome(
         ExitCode=result.exit_code,
         ErrorMsg=result.error,
     )
-    published = None
-    if has_results and publisher != "noop":
-        published = SpecConfig(Type="local", Params={"URL": results_dir.resolve().as_uri()})
     if result.error:
-        return Outcome(ComputeStateType.FAILED, result.error, output, published, result.details)
+        return Outcome(ComputeStateType.FAILED, result.error, output, None, result.details)
     if result.exit_code != 0:
         return Outcome(
             ComputeStateType.FAILED,
             f"task exited with code {result.exit_code}",
             output,
-            published,
+            None,
             result.details,
         )
+    return Outcome(ComputeStateType.COMPLETED, "execution completed", output, None, result.details)
+
+
+def write_run_files(result_dir: Path, output: RunOutput) -> None:
+    """Bacalhau's result layout: `stdout`, `stderr` and `exitCode` beside the ResultPaths."""
+    result_dir.mkdir(parents=True, exist_ok=True)
+    (result_dir / "stdout").write_text(output.Stdout)
+    (result_dir / "stderr").write_text(output.Stderr)
+    (result_dir / "exitCode").write_text(f"{output.ExitCode}\n")
+
+
+async def publish_results(
+    execution: Execution,
+    publisher: Publisher,
+    node_id: str,
+    result_dir: Path,
+    scratch: Path,
+    finished: Outcome,
+) -> Outcome:
+    """Publishes a finished execution's results; the outcome carries the PublishedResult.
+    PublishError propagates so the caller can retry; the result folder is kept until a
+    publish succeeds, so a restart mid-upload publishes again."""
+    output = finished.output or RunOutput()
+    await asyncio.to_thread(write_run_files, result_dir, output)
+    try:
+        spec = await publisher.publish(PublishRequest(execution, node_id, result_dir, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return Outcome(
-        ComputeStateType.COMPLETED, "execution completed", output, published, result.details
+        finished.state,
+        finished.message,
+        finished.output,
+        spec if spec.Type else None,
+        finished.details,
     )

@@ -2,7 +2,8 @@
 
 Engines are imported only when enabled, and one whose library cannot load (wasmer-sdk
 needs glibc >= 2.35; podman-py may be absent) is skipped with a warning, so a node still
-starts with the engines it can run.
+starts with the engines it can run. No engine list means every engine that works on this
+host; a setting that configures an engine (docker's Podman socket) enables it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ ENGINES: dict[str, tuple[str, str]] = {
 """Engine type -> (module, class). Keys are the names nodes advertise."""
 
 ENGINE_ALIASES = {"podman": "docker"}
+
+ENABLING_SETTINGS = {"docker": "socket"}
+"""Engine -> its setting that, when given, enables the engine (`--podman-socket PATH`)."""
 
 
 @runtime_checkable
@@ -74,16 +78,58 @@ def canonical_engine(name: str) -> str:
     return ENGINE_ALIASES.get(lowered, lowered)
 
 
+def _service_answers(name: str, settings: Mapping[str, Any]) -> bool:
+    """Whether an engine backed by a service finds it at its default place (docker: this
+    user's Podman socket exists and answers)."""
+    if name != "docker":
+        return True
+    try:
+        from .podman import connect  # podman-py may be absent
+    except ImportError:
+        return False
+    try:
+        connect(str(settings.get("socket") or "")).close()
+    except Exception:  # absent, not ours, not answering: auto-detection says no
+        return False
+    return True
+
+
+def enabled_engines(
+    names: Collection[str], settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """The engines to build: `names` as configured, or when empty every engine that works
+    here (noop, wasm when its library loads, docker when Podman answers at its default
+    socket); either way plus each engine whose enabling setting is given."""
+    settings = settings or {}
+    wanted = [canonical_engine(n) for n in names]
+    if not wanted:
+        wanted = [n for n in ENGINES if n in ENABLING_SETTINGS or _loads(n)]
+        wanted = [n for n in wanted if _service_answers(n, settings.get(n, {}))]
+    for name, key in ENABLING_SETTINGS.items():
+        if settings.get(name, {}).get(key) and name not in wanted:
+            wanted.append(name)
+    return wanted
+
+
+def _loads(name: str) -> bool:
+    try:
+        importlib.import_module(ENGINES[name][0])
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def build_executors(
     names: list[str], settings: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, Executor]:
-    """The enabled engines by name; `settings[name]` are keyword arguments for its class.
+    """The enabled engines by name (see `enabled_engines`: empty means every engine that
+    works here); `settings[name]` are keyword arguments for its class.
 
     An unknown name is a configuration error (ValueError); an engine whose library is
     missing is left out with a warning.
     """
     executors: dict[str, Executor] = {}
-    for raw in names:
+    for raw in enabled_engines(names, settings):
         name = canonical_engine(raw)
         if name in executors:
             continue
@@ -121,4 +167,5 @@ __all__ = [
     "ServiceExecutor",
     "build_executors",
     "canonical_engine",
+    "enabled_engines",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge.models import Task
+from edge.workspace import MountedInput, ResultDir
 
 STDOUT = 1  # Bacalhau's log frame Type for stdout
 STDERR = 2
@@ -21,26 +22,11 @@ LogSink = Callable[[int, bytes], None]
 """Receives raw output chunks as they are produced: (STDOUT|STDERR, data)."""
 
 
+__all__ = ["MountedInput", "ResultDir"]  # re-exported: executors take them in requests
+
+
 class ExecutorError(Exception):
     """The task could not be run at all (bad module, missing image): not a task failure."""
-
-
-@dataclass(frozen=True)
-class MountedInput:
-    """An input source made available on the host, to be seen by the task at `target`."""
-
-    host_path: Path
-    target: str
-    read_write: bool = False
-
-
-@dataclass(frozen=True)
-class ResultDir:
-    """A ResultPath: the task writes under `path`; the executor leaves it in `host_dir`."""
-
-    name: str
-    path: str
-    host_dir: Path
 
 
 @dataclass

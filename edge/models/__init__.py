@@ -4,6 +4,7 @@ from .base import WireModel
 from .events import Evaluation, Event, HistoryType, JobHistory, StateChange
 from .execution import (
     LOST_DETAIL,
+    AllocatedResources,
     ComputeState,
     ComputeStateType,
     DesiredState,
@@ -25,6 +26,7 @@ from .job import (
     SpecConfig,
     Task,
     TimeoutConfig,
+    display_type,
 )
 from .node import (
     ComputeNodeInfo,
@@ -33,9 +35,13 @@ from .node import (
     NodeConnection,
     NodeInfo,
     NodeMembership,
+    NodeScheduling,
     NodeState,
+    SchedulingState,
+    StoreInfo,
 )
 from .resources import (
+    MIB,
     GPUInfo,
     ResourceError,
     Resources,
@@ -45,9 +51,13 @@ from .resources import (
     parse_cpu,
     parse_gpu,
 )
+from .version import BuildVersionInfo
 
 __all__ = [
     "LOST_DETAIL",
+    "MIB",
+    "AllocatedResources",
+    "BuildVersionInfo",
     "ComputeNodeInfo",
     "ComputeState",
     "ComputeStateType",
@@ -72,17 +82,21 @@ __all__ = [
     "NodeConnection",
     "NodeInfo",
     "NodeMembership",
+    "NodeScheduling",
     "NodeState",
     "ResourceError",
     "Resources",
     "ResourcesConfig",
     "ResultPath",
     "RunOutput",
+    "SchedulingState",
     "SpecConfig",
     "StateChange",
+    "StoreInfo",
     "Task",
     "TimeoutConfig",
     "WireModel",
+    "display_type",
     "format_bytes",
     "new_evaluation_id",
     "new_execution_id",

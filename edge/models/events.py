@@ -43,6 +43,7 @@ _Event = Event  # field names equal type names on the wire
 class JobHistory(WireModel):
     Type: HistoryType = HistoryType.JOB
     JobID: str = ""
+    JobVersion: int = 0  # the job version the event belongs to
     ExecutionID: str = ""
     JobState: StateChange | None = None
     ExecutionState: StateChange | None = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import WireModel
 from .job import Job, SpecConfig
@@ -98,7 +99,36 @@ class RunOutput(WireModel):
     ErrorMsg: str = ""
 
 
+_RESOURCE_KEYS = frozenset(k.lower() for k in Resources.model_fields)
+
+
+class AllocatedResources(WireModel):
+    """What an execution was given, per task name, as Bacalhau sends it:
+    `{"Tasks": {"main": {CPU, Memory, Disk, GPU}}}`."""
+
+    Tasks: dict[str, Resources] = Field(default_factory=dict)
+
+    @field_validator("Tasks", mode="before")
+    @classmethod
+    def _flat_resources(cls, value: Any) -> Any:
+        """Executions stored before the per-task map held the resources themselves."""
+        if (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(k, str) and k.lower() in _RESOURCE_KEYS for k in value)
+        ):
+            return {"main": value}
+        return value
+
+    def total(self) -> Resources:
+        out = Resources()
+        for resources in self.Tasks.values():
+            out = out.add(resources)
+        return out
+
+
 _Job = Job  # field names equal type names on the wire
+_AllocatedResources = AllocatedResources
 _DesiredState = DesiredState
 _ComputeState = ComputeState
 _RunOutput = RunOutput
@@ -112,7 +142,7 @@ class Execution(WireModel):
     NodeID: str = ""
     JobID: str = ""
     Job: _Job | None = None
-    AllocatedResources: dict[str, Resources] = Field(default_factory=dict)
+    AllocatedResources: _AllocatedResources = Field(default_factory=_AllocatedResources)
     DesiredState: _DesiredState = Field(default_factory=_DesiredState)
     ComputeState: _ComputeState = Field(default_factory=_ComputeState)
     PublishedResult: SpecConfig = Field(default_factory=SpecConfig)
@@ -121,6 +151,9 @@ class Execution(WireModel):
     NextExecution: str = ""
     FollowupEvalID: str = ""
     PartitionIndex: int = 0
+    # bacedge: the job's partitions when this execution was placed (ops and daemon jobs have
+    # one per matching node), so BACALHAU_PARTITION_COUNT agrees with the indexes in use.
+    PartitionCount: int = 0
     JobVersion: int = 0
     Revision: int = 0
     CreateTime: int = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_serializer, field_validator
+from pydantic_core import PydanticCustomError
 
 from .base import WireModel
 from .resources import ResourcesConfig
@@ -16,6 +17,9 @@ class JobType(str, Enum):
     OPS = "ops"
     DAEMON = "daemon"
     SERVICE = "service"
+
+
+_JOB_TYPES = tuple(t.value for t in JobType)
 
 
 class JobStateType(str, Enum):
@@ -36,6 +40,19 @@ def _lower_text(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+_CANONICAL_TYPES = {
+    "urldownload": "urlDownload",
+    "s3presigned": "s3PreSigned",
+    "localdirectory": "localDirectory",
+}
+"""Bacalhau's camelCase type names: matched in lowercase here, sent as Bacalhau spells them."""
+
+
+def display_type(name: str) -> str:
+    """A lowercase plug-in type as Bacalhau spells it (`urldownload` -> `urlDownload`)."""
+    return _CANONICAL_TYPES.get(name, name)
+
+
 class SpecConfig(WireModel):
     """A plug-in choice (engine, publisher, input source): a Type string plus its Params."""
 
@@ -46,6 +63,10 @@ class SpecConfig(WireModel):
     @classmethod
     def _type_case(cls, value: Any) -> Any:
         return _lower_text(value)
+
+    @field_serializer("Type")
+    def _wire_type(self, value: str) -> str:
+        return display_type(value)
 
     @field_validator("Params", mode="before")
     @classmethod
@@ -73,12 +94,23 @@ class ResultPath(WireModel):
 
 
 class NetworkType(str, Enum):
-    DEFAULT = "default"
-    NONE = "none"
-    HOST = "host"
-    FULL = "full"
-    HTTP = "http"
-    BRIDGE = "bridge"
+    """Bacalhau's network types, spelled as its API sends them; any case is read."""
+
+    DEFAULT = "Default"
+    NONE = "None"
+    HOST = "Host"
+    FULL = "Full"
+    HTTP = "HTTP"
+    BRIDGE = "Bridge"
+
+    @classmethod
+    def _missing_(cls, value: object) -> NetworkType | None:
+        if isinstance(value, str):
+            wanted = value.strip().lower()
+            for member in cls:
+                if member.value.lower() == wanted:
+                    return member
+        return None
 
 
 class NetworkConfig(WireModel):
@@ -89,7 +121,7 @@ class NetworkConfig(WireModel):
     @field_validator("Type", mode="before")
     @classmethod
     def _type_case(cls, value: Any) -> Any:
-        return "default" if value in (None, "") else _lower_text(value)
+        return NetworkType.DEFAULT if value in (None, "") else value
 
 
 class TimeoutConfig(WireModel):
@@ -145,7 +177,14 @@ class Job(WireModel):
     @field_validator("Type", mode="before")
     @classmethod
     def _type_case(cls, value: Any) -> Any:
-        return "batch" if value in (None, "") else _lower_text(value)
+        value = "batch" if value in (None, "") else _lower_text(value)
+        if isinstance(value, str) and value not in _JOB_TYPES:
+            raise PydanticCustomError(
+                "job_type",
+                "unknown job type {kind}: use one of {known}",
+                {"kind": repr(value), "known": ", ".join(_JOB_TYPES)},
+            )
+        return value
 
     @property
     def task(self) -> Task:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from .base import WireModel
 from .resources import Resources
@@ -21,6 +22,15 @@ class NodeMembership(str, Enum):
 class NodeConnection(str, Enum):
     CONNECTED = "CONNECTED"
     DISCONNECTED = "DISCONNECTED"
+
+
+class NodeScheduling(str, Enum):
+    """Whether a node takes new work (bacedge addition: Bacalhau has no cordon or drain)."""
+
+    ELIGIBLE = "ELIGIBLE"
+    CORDONED = "CORDONED"  # no new work; what runs stays
+    DRAINING = "DRAINING"  # no new work; service and daemon work moves, batch work finishes
+    DRAINED = "DRAINED"  # drained: nothing of the fleet's runs here any more
 
 
 class Inventory(WireModel):
@@ -119,6 +129,15 @@ def registry_allowed(reference: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+class StoreInfo(WireModel):
+    """An S3 store the node holds (bacedge addition): its data does not have to move."""
+
+    Endpoint: str = ""
+    Backend: str = ""
+    Buckets: list[str] = Field(default_factory=list)
+    Alive: bool = False
+
+
 class ComputeNodeInfo(WireModel):
     ExecutionEngines: list[str] = Field(default_factory=list)
     Publishers: list[str] = Field(default_factory=list)
@@ -130,15 +149,22 @@ class ComputeNodeInfo(WireModel):
     RunningExecutions: int = 0
     EnqueuedExecutions: int = 0
     Inventory: _Inventory = Field(default_factory=_Inventory)
+    Stores: list[StoreInfo] = Field(default_factory=list)
+    AllowedLocalPaths: list[str] = Field(default_factory=list)  # bacedge: for data locality
 
 
 _ComputeNodeInfo = ComputeNodeInfo
 
 
+PROTOCOL = "bacedge/v1"
+"""What bacedge nodes speak over NATS (Bacalhau's own nodes list "bprotocol/v2", "ncl/v1")."""
+
+
 class NodeInfo(WireModel):
     NodeID: str = ""
-    NodeType: str = "Compute"
+    NodeType: str = "Compute"  # Bacalhau's values: "Requester" or "Compute"
     Labels: dict[str, str] = Field(default_factory=dict)
+    SupportedProtocols: list[str] = Field(default_factory=lambda: [PROTOCOL])
     ComputeNodeInfo: _ComputeNodeInfo = Field(default_factory=_ComputeNodeInfo)
     BacalhauVersion: dict[str, str] = Field(default_factory=dict)
 
@@ -154,10 +180,56 @@ class ConnectionState(WireModel):
 _ConnectionState = ConnectionState
 
 
+class SchedulingState(WireModel):
+    """bacedge addition: `bacedge node cordon|uncordon|drain`."""
+
+    Status: NodeScheduling = NodeScheduling.ELIGIBLE
+    Message: str = ""
+    Since: str = ""  # RFC 3339
+    DrainDeadline: str = ""  # RFC 3339; empty: batch work on a draining node may finish
+
+
 class NodeState(WireModel):
     Info: NodeInfo = Field(default_factory=NodeInfo)
     Membership: NodeMembership = NodeMembership.APPROVED
     ConnectionState: _ConnectionState = Field(default_factory=_ConnectionState)
+    Scheduling: SchedulingState = Field(default_factory=SchedulingState)
+
+    # No return annotation: pydantic would then describe the wire form as a bare object.
+    @model_serializer(mode="wrap")
+    def _eligible_left_out(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        """A node that takes work as any Bacalhau node does has Bacalhau's exact shape."""
+        data = handler(self)
+        if self.Scheduling.Status == NodeScheduling.ELIGIBLE and not self.Scheduling.Message:
+            data.pop("Scheduling", None)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_bacalhau_shapes(cls, data: Any) -> Any:
+        """Nodes as older Bacalhau servers list them, read into today's shape.
+
+        Up to 1.5 the connection is a word, `Connection: "CONNECTED"` (1.6 sends it too,
+        beside `ConnectionState`); before that `{Info, Approval, Liveness}`; before node
+        approval a list item is the NodeInfo itself, and the server lists only the nodes
+        heard from lately (its node store forgets the others), so those are connected.
+        """
+        if not isinstance(data, dict):
+            return data
+        keys = {k.lower(): k for k in data if isinstance(k, str)}
+        if "info" not in keys and "nodeid" in keys:
+            return {
+                "Info": data,
+                "Membership": "APPROVED",
+                "ConnectionState": {"Status": "CONNECTED"},
+            }
+        out = dict(data)
+        if "membership" not in keys and "approval" in keys:
+            out["Membership"] = data[keys["approval"]]
+        word = next((data[keys[k]] for k in ("connection", "liveness") if k in keys), None)
+        if "connectionstate" not in keys and isinstance(word, str):
+            out["ConnectionState"] = {"Status": word}
+        return out
 
     @property
     def node_id(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from .base import WireModel
 
@@ -101,18 +101,44 @@ def format_bytes(value: int) -> str:
     return f"{size:.1f} PiB"
 
 
+MIB = 2**20
+
+
 class GPUInfo(WireModel):
-    """One GPU as NVML reports it (bacedge adds Memory used and Utilization)."""
+    """One GPU as Bacalhau describes it: `Memory` is the total in MiB, as Bacalhau sends it.
+
+    bacedge adds what NVML measures now, `MemoryUsed` (MiB) and `Utilization` (percent).
+    They are None when not measured (a Bacalhau server never sends them) and then left out
+    of the wire form, so nobody reads an unmeasured GPU as idle.
+    """
 
     Index: int = 0
     Name: str = ""
     Vendor: str = "NVIDIA"
-    Memory: int = 0  # total bytes
-    MemoryUsed: int = 0
-    Utilization: int = 0  # percent
+    Memory: int = 0  # total MiB
+    MemoryUsed: int | None = None  # MiB; bacedge's addition
+    Utilization: int | None = None  # percent; bacedge's addition
     PCIAddress: str = ""
     UUID: str = ""
     DriverVersion: str = ""
+
+    # No return annotation on purpose: with one, pydantic would describe the serialised
+    # form by it (a bare object) in the OpenAPI document instead of by these fields.
+    @model_serializer(mode="wrap")
+    def _unmeasured_left_out(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data = handler(self)
+        for key in ("MemoryUsed", "Utilization"):
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.Memory * MIB
+
+    @property
+    def memory_used_bytes(self) -> int | None:
+        return None if self.MemoryUsed is None else self.MemoryUsed * MIB
 
 
 class Resources(WireModel):

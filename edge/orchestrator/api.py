@@ -16,6 +16,7 @@ from edge import __version__
 from edge.config import Config
 from edge.jobspec import SpecError, unwrap_job
 from edge.models import (
+    BuildVersionInfo,
     ComputeStateType,
     Execution,
     JobStateType,
@@ -24,10 +25,13 @@ from edge.models import (
     NodeMembership,
     NodeState,
 )
+from edge.models.durations import parse_duration
 
+from .agent_config import bacalhau_config
 from .errors import BadRequest, NotFound, OrchestratorError
 from .openapi import openapi_document
 from .pagination import decode_token, encode_token, parse_limit
+from .results import ResultRelay
 from .service import Orchestrator
 
 log = logging.getLogger("bacedge.api")
@@ -38,6 +42,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def error_body(status: int, message: str, code: str) -> dict[str, Any]:
     return {"Status": status, "Message": message, "Code": code, "Component": "orchestrator"}
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or BadRequest for anything that is not JSON a handler can
+    walk (bad syntax, bad encoding, nesting deep enough to exhaust the parser)."""
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -105,11 +120,18 @@ def auth_middleware(token: str | None) -> Any:
 
 class Api:
     def __init__(
-        self, orchestrator: Orchestrator, config: Config, node_info: Callable[[], NodeInfo]
+        self,
+        orchestrator: Orchestrator,
+        config: Config,
+        node_info: Callable[[], NodeInfo],
+        relay: ResultRelay | None = None,
+        store_health: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         self.orch = orchestrator
         self.config = config
         self.node_info = node_info
+        self.relay = relay
+        self.store_health = store_health  # the local S3 store's, when this process runs one
 
     def app(self) -> web.Application:
         token = self.config.api.auth_token
@@ -137,6 +159,7 @@ class Api:
         r.add_get(f"{PREFIX}/jobs/{{id}}/executions", self.job_executions)
         r.add_get(f"{PREFIX}/jobs/{{id}}/versions", self.job_versions)
         r.add_get(f"{PREFIX}/jobs/{{id}}/results", self.job_results)
+        r.add_get(f"{PREFIX}/jobs/{{id}}/executions/{{execution}}/result", self.execution_result)
         r.add_get(f"{PREFIX}/jobs/{{id}}/logs", self.job_logs)
         r.add_get(f"{PREFIX}/nodes", self.list_nodes)
         r.add_get(f"{PREFIX}/nodes/{{id}}", self.get_node)
@@ -147,40 +170,44 @@ class Api:
 
     # -- agent ----------------------------------------------------------------
     async def alive(self, _request: web.Request) -> web.Response:
-        return _json({"Status": "OK"})
+        body: dict[str, Any] = {"Status": "OK"}
+        store = self.store_health() if self.store_health is not None else None
+        if store is not None:
+            body["Store"] = store  # bacedge's addition; Status keeps Bacalhau's meaning
+        return _json(body)
 
     async def version(self, _request: web.Request) -> web.Response:
+        """Bacalhau embeds BuildVersionInfo in its answer: the keys are at the top level."""
         major, minor, *_ = [*__version__.split("."), "0", "0"]
-        return _json(
-            {
-                "BuildVersionInfo": {
-                    "Major": major,
-                    "Minor": minor,
-                    "GitVersion": f"v{__version__}",
-                    "GitCommit": "",
-                    "BuildDate": "",
-                    "GOOS": platform.system().lower(),
-                    "GOARCH": platform.machine(),
-                    "Product": "bacedge",
-                }
-            }
+        machine = platform.machine()
+        info = BuildVersionInfo(
+            Major=major,
+            Minor=minor,
+            GitVersion=f"v{__version__}",
+            GOOS=platform.system().lower(),
+            GOARCH=_GOARCH.get(machine.lower(), machine),
+            Product="bacedge",
         )
+        return _json(info.wire())
 
     async def agent_node(self, _request: web.Request) -> web.Response:
         return _json(self.node_info().wire())
 
     async def agent_config(self, _request: web.Request) -> web.Response:
-        return _json({"Config": self.config.masked()})
+        """`config` holds Bacalhau's key names (`types.Bacalhau`); `bacedge` holds this
+        process's own config as `bacedge config show` prints it. Secrets are masked."""
+        info = self.node_info()
+        node = info if info.NodeType == "Compute" else None
+        return _json(
+            {"config": bacalhau_config(self.config, node), "bacedge": self.config.masked()}
+        )
 
     async def openapi(self, _request: web.Request) -> web.Response:
         return _json(openapi_document())
 
     # -- jobs -----------------------------------------------------------------
     async def put_job(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json(loads=json.loads)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        body = await read_json(request)
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object {Job, Force}")
         force = any(str(k).lower() == "force" and v is True for k, v in body.items())
@@ -215,10 +242,13 @@ class Api:
         job = await self._job(request)
         out: dict[str, Any] = {"Job": job.wire()}
         include = {p.strip().lower() for p in request.query.get("include", "").split(",")}
+        # Bacalhau nests these as list responses: {"Items": [...], "NextToken": ""}.
         if "history" in include:
-            out["History"] = [h.wire() for h in await self.orch.store.history(job.ID)]
+            history = [h.wire() for h in await self.orch.store.history(job.ID)]
+            out["History"] = {"Items": history, "NextToken": ""}
         if "executions" in include:
-            out["Executions"] = [e.wire() for e in await self.orch.executions_of(job.ID)]
+            executions = [e.wire() for e in await self.orch.executions_of(job.ID)]
+            out["Executions"] = {"Items": executions, "NextToken": ""}
         return _json(out)
 
     async def stop_job(self, request: web.Request) -> web.Response:
@@ -230,11 +260,11 @@ class Api:
         job = await self._job(request)
         reason = request.query.get("reason", "")
         if request.can_read_body:
-            try:
-                body = await request.json()
-                reason = body.get("Reason", reason) if isinstance(body, dict) else reason
-            except json.JSONDecodeError:
-                pass
+            body = await read_json(request)
+            given = body.get("Reason", reason) if isinstance(body, dict) else reason
+            if not isinstance(given, str):
+                raise BadRequest("Reason must be a string")
+            reason = given
         job, evaluation = await self.orch.rerun(job.ID, reason)
         return _json({"JobID": job.ID, "JobVersion": job.Version, "EvaluationID": evaluation})
 
@@ -270,6 +300,32 @@ class Api:
             if e.state == ComputeStateType.COMPLETED and e.PublishedResult.Type
         ]
         return self._page(request, items)
+
+    async def execution_result(self, request: web.Request) -> web.StreamResponse:
+        """One execution's published result as .tar.gz, relayed from its node or store."""
+        job = await self._job(request)
+        wanted = request.match_info["execution"]
+        executions = await self.orch.executions_of(job.ID)
+        matches = [e for e in executions if e.ID == wanted or e.ID.startswith(wanted)]
+        if len(matches) != 1:
+            what = "matches several executions" if matches else "is not an execution"
+            raise NotFound(f"{wanted!r} {what} of job {job.ID}")
+        if self.relay is None:
+            raise NotFound("this orchestrator does not relay results")
+        size, chunks = await self.relay.archive(matches[0])
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/gzip",
+                "Content-Disposition": f'attachment; filename="{matches[0].ID}.tar.gz"',
+            }
+        )
+        if size is not None:
+            response.content_length = size
+        await response.prepare(request)
+        async for block in chunks:
+            await response.write(block)
+        await response.write_eof()
+        return response
 
     def _page(self, request: web.Request, items: list[Any]) -> web.Response:
         limit = parse_limit(request.query.get("limit"), default=len(items) or 1)
@@ -338,26 +394,42 @@ class Api:
         return _json({"Node": node.state.wire()})
 
     async def update_node(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        body = await read_json(request)
         if not isinstance(body, dict):
-            raise BadRequest("request body must be a JSON object {NodeID, Action, Message}")
+            raise BadRequest(
+                "request body must be a JSON object {NodeID, Action, Message, Deadline}"
+            )
         lowered = {str(k).lower(): v for k, v in body.items()}
         node_id = request.match_info.get("id") or str(lowered.get("nodeid", ""))
         action = str(lowered.get("action", "")).lower()
         if not node_id:
             raise BadRequest("NodeID is required")
-        if action not in ("approve", "reject", "delete"):
-            raise BadRequest(f"unknown node action {action!r}: use approve, reject or delete")
+        if action not in NODE_ACTIONS:
+            raise BadRequest(f"unknown node action {action!r}: use {', '.join(NODE_ACTIONS)}")
+        deadline = None
+        if lowered.get("deadline") not in (None, ""):
+            if action != "drain":
+                raise BadRequest("Deadline: only a drain has a deadline")
+            try:
+                deadline = parse_duration(lowered["deadline"])
+            except ValueError as exc:
+                raise BadRequest(f"Deadline: {exc}") from None
+        message = str(lowered.get("message") or "")
+        self.orch.nodes.get(node_id)  # 404 for an unknown node, whatever the action
         try:
-            await self.orch.node_action(node_id, action)
+            await self.orch.node_action(node_id, action, message, deadline)
         except (BadRequest, NotFound) as exc:
             if isinstance(exc, NotFound):
                 raise
             return _json({"Success": False, "Error": str(exc)})
         return _json({"Success": True, "Error": ""})
+
+
+NODE_ACTIONS = ("approve", "reject", "delete", "cordon", "uncordon", "drain")
+"""Bacalhau's node actions, then bacedge's (cordon, uncordon, drain with a Deadline)."""
+
+_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+"""platform.machine() names as Go's GOARCH spells them."""
 
 
 def _bool(text: str | None) -> bool:

@@ -21,6 +21,11 @@ def rfc3339(ns: int | None = None) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
+def parse_rfc3339(text: str) -> int:
+    """Unix ns of an RFC 3339 time as `rfc3339` writes it."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
+
+
 def job_event(
     job_id: str,
     topic: str,
@@ -29,6 +34,7 @@ def job_event(
     new: JobStateType | None = None,
     revision: int = 0,
     details: dict[str, str] | None = None,
+    version: int = 0,
 ) -> JobHistory:
     now = rfc3339()
     change = None
@@ -37,6 +43,7 @@ def job_event(
     return JobHistory(
         Type=HistoryType.JOB,
         JobID=job_id,
+        JobVersion=version,
         JobState=change,
         NewRevision=revision,
         Comment=message,
@@ -53,6 +60,7 @@ def execution_event(
     previous: ComputeStateType | None = None,
     new: ComputeStateType | None = None,
     details: dict[str, str] | None = None,
+    version: int = 0,
 ) -> JobHistory:
     now = rfc3339()
     change = None
@@ -61,6 +69,7 @@ def execution_event(
     return JobHistory(
         Type=HistoryType.EXECUTION,
         JobID=job_id,
+        JobVersion=version,
         ExecutionID=execution_id,
         ExecutionState=change,
         Comment=message,

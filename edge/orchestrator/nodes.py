@@ -9,12 +9,14 @@ from edge.models import (
     NodeConnection,
     NodeInfo,
     NodeMembership,
+    NodeScheduling,
     NodeState,
     Resources,
+    SchedulingState,
 )
 
 from .errors import BadRequest, NotFound
-from .history import rfc3339
+from .history import parse_rfc3339, rfc3339
 
 
 @dataclass
@@ -32,7 +34,24 @@ class LiveNode:
 
     @property
     def schedulable(self) -> bool:
+        """Connected and approved (cordoned or not)."""
         return self.state.connected and self.state.Membership == NodeMembership.APPROVED
+
+    @property
+    def eligible(self) -> bool:
+        """Takes new work: schedulable and neither cordoned nor drained."""
+        return self.schedulable and self.state.Scheduling.Status == NodeScheduling.ELIGIBLE
+
+    @property
+    def draining(self) -> bool:
+        return self.state.Scheduling.Status == NodeScheduling.DRAINING
+
+    @property
+    def drain_deadline(self) -> int | None:
+        """Unix ns after which a draining node's batch work is moved; None: never."""
+        if not self.draining or not self.state.Scheduling.DrainDeadline:
+            return None
+        return parse_rfc3339(self.state.Scheduling.DrainDeadline)
 
     def free(self) -> Resources:
         return self.state.Info.ComputeNodeInfo.MaxCapacity.sub(self.allocated)
@@ -127,10 +146,36 @@ class NodeManager:
         node.state.Membership = target
         return node
 
+    def set_scheduling(
+        self, node_id: str, action: str, message: str = "", deadline: float | None = None
+    ) -> LiveNode:
+        """cordon, uncordon or drain (with a deadline in seconds for its batch work)."""
+        node = self.get(node_id)
+        status = {
+            "cordon": NodeScheduling.CORDONED,
+            "uncordon": NodeScheduling.ELIGIBLE,
+            "drain": NodeScheduling.DRAINING,
+        }[action]
+        current = node.state.Scheduling.Status
+        if status == current and action != "drain":
+            word = "schedulable" if status == NodeScheduling.ELIGIBLE else status.value.lower()
+            raise BadRequest(f"node {node.node_id} is already {word}")
+        if action == "drain" and current == NodeScheduling.DRAINED:
+            raise BadRequest(f"node {node.node_id} is already drained")
+        now = time.time_ns()
+        node.state.Scheduling = SchedulingState(
+            Status=status,
+            Message=message,
+            Since=rfc3339(now),
+            DrainDeadline=rfc3339(now + int(deadline * 1e9)) if deadline is not None else "",
+        )
+        return node
+
     def delete(self, node_id: str) -> LiveNode:
         node = self.get(node_id)
         del self.nodes[node.node_id]
         return node
 
     def schedulable(self) -> list[LiveNode]:
-        return [n for n in self.nodes.values() if n.schedulable]
+        """Nodes that take new work now."""
+        return [n for n in self.nodes.values() if n.eligible]

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from edge import __version__
-from edge.models import Execution, Job, JobHistory, NodeState, SpecConfig
+from edge.models import BuildVersionInfo, Execution, Job, JobHistory, NodeState, SpecConfig
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -51,7 +51,10 @@ _ID = {
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (Job, Execution, NodeState, JobHistory, SpecConfig)],
+        [
+            (m, "serialization")
+            for m in (Job, Execution, NodeState, JobHistory, SpecConfig, BuildVersionInfo)
+        ],
         by_alias=True,
         ref_template="#/components/schemas/{model}",
     )
@@ -72,15 +75,24 @@ def openapi_document() -> dict[str, Any]:
             "get": {"summary": "liveness", "responses": _ok({"type": "object"})}
         },
         "/api/v1/agent/version": {
-            "get": {"summary": "version", "responses": _ok({"type": "object"})}
+            "get": {"summary": "version", "responses": _ok(_ref("BuildVersionInfo"))}
         },
         "/api/v1/agent/node": {
             "get": {"summary": "this node's info", "responses": _ok({"type": "object"})}
         },
         "/api/v1/agent/config": {
             "get": {
-                "summary": "effective config, secrets masked",
-                "responses": _ok({"type": "object"}),
+                "summary": "effective config, secrets masked: `config` with Bacalhau's key "
+                "names, `bacedge` as `bacedge config show` prints it",
+                "responses": _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "config": {"type": "object"},
+                            "bacedge": {"type": "object"},
+                        },
+                    }
+                ),
             }
         },
         f"{prefix}/jobs": {
@@ -122,8 +134,8 @@ def openapi_document() -> dict[str, Any]:
                         "type": "object",
                         "properties": {
                             "Job": _ref("Job"),
-                            "History": {"type": "array", "items": _ref("JobHistory")},
-                            "Executions": {"type": "array", "items": _ref("Execution")},
+                            "History": _items("JobHistory"),
+                            "Executions": _items("Execution"),
                         },
                     }
                 ),
@@ -177,6 +189,29 @@ def openapi_document() -> dict[str, Any]:
                 "responses": _ok(_items("SpecConfig")),
             }
         },
+        f"{prefix}/jobs/{{id}}/executions/{{execution}}/result": {
+            "get": {
+                "summary": "one execution's published result as .tar.gz, relayed from its node "
+                "or store (bacedge)",
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "execution",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the archive",
+                        "content": {
+                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    }
+                },
+            }
+        },
         f"{prefix}/jobs/{{id}}/logs": {
             "get": {
                 "summary": "WebSocket of log frames {value: {Type: 1|2, Line}}",
@@ -211,7 +246,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": _ok({"type": "object", "properties": {"Node": _ref("NodeState")}}),
             },
             "put": {
-                "summary": "approve, reject or delete a node",
+                "summary": "approve, reject or delete a node; bacedge: cordon, uncordon, drain",
                 "parameters": [_ID],
                 "requestBody": {
                     "content": {
@@ -220,8 +255,23 @@ def openapi_document() -> dict[str, Any]:
                                 "type": "object",
                                 "properties": {
                                     "NodeID": {"type": "string"},
-                                    "Action": {"type": "string"},
+                                    "Action": {
+                                        "type": "string",
+                                        "enum": [
+                                            "approve",
+                                            "reject",
+                                            "delete",
+                                            "cordon",
+                                            "uncordon",
+                                            "drain",
+                                        ],
+                                    },
                                     "Message": {"type": "string"},
+                                    "Deadline": {
+                                        "type": "string",
+                                        "description": "bacedge, drain only: when batch work "
+                                        "on the node is moved (Go duration, e.g. 10m)",
+                                    },
                                 },
                             }
                         }

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from nats.aio.client import Client
@@ -24,6 +25,7 @@ from edge import jobspec
 from edge.config import Config
 from edge.models import (
     LOST_DETAIL,
+    AllocatedResources,
     ComputeState,
     ComputeStateType,
     DesiredState,
@@ -36,6 +38,7 @@ from edge.models import (
     JobType,
     NodeInfo,
     NodeMembership,
+    NodeScheduling,
     NodeState,
     Resources,
     RunOutput,
@@ -60,15 +63,18 @@ from edge.transport.messages import (
     encode,
 )
 
+from . import planners
 from .errors import BadRequest, NotFound
 from .history import execution_event, job_event
 from .nodes import LiveNode, NodeManager
-from .scheduler import explain, select_node
+from .planners import Plan, PlanContext
+from .scheduler import explain, matching_nodes
 from .store import Batch, Store
 
 log = logging.getLogger("bacedge.orchestrator")
 
 OFFER_TIMEOUT = 10.0
+SCHEDULING_ACTIONS = ("cordon", "uncordon", "drain")  # bacedge additions to Bacalhau's actions
 LOST = LOST_DETAIL
 _REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
 
@@ -77,6 +83,11 @@ class Orchestrator:
     def __init__(self, config: Config, store: Store, nc: Client) -> None:
         self.config = config
         self.cfg = config.orchestrator
+        self.limits = jobspec.SpecLimits(
+            max_count=self.cfg.max_count,
+            max_timeout=self.cfg.max_timeout,
+            source="[orchestrator]",
+        )
         self.store = store
         self.nc = nc
         self.nodes = NodeManager(self.cfg.node_heartbeat_timeout, self.cfg.auto_approve_nodes)
@@ -85,12 +96,15 @@ class Orchestrator:
         self.job_executions: dict[str, list[str]] = {}
         self.queued_since: dict[str, float] = {}
         self.completions: deque[float] = deque(maxlen=10_000)
-        self._pending: dict[str, None] = {}
+        self._pending: dict[str, None] = {}  # job IDs to plan, in the order queued
+        self._due: dict[str, float] = {}  # job ID -> monotonic time of a delayed re-plan
+        self._rng = random.Random()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._subs: list[Any] = []
         self._background: set[asyncio.Task[None]] = set()
         self.started = time.time()
+        self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -165,7 +179,15 @@ class Orchestrator:
         job.Revision += 1
         batch.jobs[job.ID] = job
         batch.events.append(
-            job_event(job.ID, topic, message or state.value, previous, state, job.Revision)
+            job_event(
+                job.ID,
+                topic,
+                message or state.value,
+                previous,
+                state,
+                job.Revision,
+                version=job.Version,
+            )
         )
         if state.terminal:
             self._retire(job)
@@ -212,13 +234,16 @@ class Orchestrator:
                 previous,
                 state,
                 details,
+                version=execution.JobVersion,
             )
         )
 
     # -- API operations -----------------------------------------------------
     async def submit(self, data: dict[str, Any], force: bool = False) -> tuple[Job, str, list[str]]:
         """A new job, or a new version of the job with the same name (as in Bacalhau)."""
-        job = jobspec.load_job(data)
+        job = jobspec.load_job(data, self.limits)
+        for check in self.submission_checks:
+            check(job)
         if job.Name:
             existing = await self.store.find_by_name(job.Namespace, job.Name)
             if existing is not None and job.ID in ("", existing.ID):
@@ -243,7 +268,13 @@ class Orchestrator:
         batch = Batch(jobs={job.ID: job}, new_versions=[job], evaluations=[evaluation])
         batch.events.append(
             job_event(
-                job.ID, "Submission", "Job submitted", None, JobStateType.PENDING, job.Revision
+                job.ID,
+                "Submission",
+                "Job submitted",
+                None,
+                JobStateType.PENDING,
+                job.Revision,
+                version=job.Version,
             )
         )
         await self.store.save(batch)
@@ -263,7 +294,13 @@ class Orchestrator:
             )
         batch = Batch()
         version = current.Version + 1
-        if not current.State.StateType.terminal:
+        # A service rolls: its replicas keep serving until their new version runs.
+        rolling = (
+            current.Type == spec.Type == JobType.SERVICE
+            and not current.State.StateType.terminal
+            and any(not e.terminal for e in await self.executions_of(current.ID))
+        )
+        if not current.State.StateType.terminal and not rolling:
             await self._cancel_executions(current.ID, f"job updated to version {version}", batch)
         for name in fields:
             setattr(current, name, getattr(spec, name))
@@ -271,7 +308,11 @@ class Orchestrator:
         current.Version = version
         current.Revision += 1
         current.ModifyTime = now_ns()
-        current.State = JobState(StateType=JobStateType.PENDING)
+        current.State = (
+            JobState(StateType=JobStateType.RUNNING, Message=f"rolling to version {version}")
+            if rolling
+            else JobState(StateType=JobStateType.PENDING)
+        )
         evaluation = Evaluation(
             ID=new_evaluation_id(),
             JobID=current.ID,
@@ -290,8 +331,9 @@ class Orchestrator:
                 "Submission",
                 f"Job updated (version {version})",
                 previous,
-                JobStateType.PENDING,
+                current.State.StateType,
                 current.Revision,
+                version=version,
             )
         )
         await self.store.save(batch)
@@ -301,13 +343,27 @@ class Orchestrator:
         return current, evaluation.ID, self._warnings(current)
 
     def _warnings(self, job: Job) -> list[str]:
-        engine = job.task.Engine.Type
-        nodes = self.nodes.schedulable()
-        if nodes and not any(
-            engine in n.state.Info.ComputeNodeInfo.ExecutionEngines for n in nodes
-        ):
-            return [f"no connected node runs {engine!r} tasks yet; the job waits in the queue"]
-        return []
+        """What the submitter should know now: no connected node can ever run the job (the
+        scheduler's own filters), and what will happen to it."""
+        connected = [n for n in self.nodes.nodes.values() if n.schedulable]
+        if not connected:
+            return ["no compute node is connected: the job waits in the queue until one joins"]
+        nodes = [n for n in connected if n.eligible]
+        if not nodes:
+            return [
+                "every connected node is cordoned or draining: "
+                "the job waits in the queue until one is uncordoned (`bacedge node uncordon`)"
+            ]
+        matching, reasons = matching_nodes(job, job.task.Resources.parse(), nodes)
+        if matching:
+            return []
+        why = explain(reasons, len(nodes))
+        if job.Type == JobType.DAEMON:
+            return [f"{why}; the daemon starts on each matching node as it joins"]
+        wait = job.task.Timeouts.QueueTimeout
+        if wait > 0:
+            return [f"{why}; the job waits up to {wait}s (its QueueTimeout) for one, then fails"]
+        return [f"{why}; the job fails (set Timeouts.QueueTimeout to wait for such a node)"]
 
     async def resolve(self, ref: str, namespace: str | None = None) -> Job:
         job = self.jobs.get(ref)
@@ -391,6 +447,7 @@ class Orchestrator:
                 previous,
                 JobStateType.PENDING,
                 job.Revision,
+                version=job.Version,
             )
         )
         await self.store.save(batch)
@@ -399,16 +456,26 @@ class Orchestrator:
         self._enqueue(job.ID)
         return job, evaluation.ID
 
-    async def node_action(self, node_id: str, action: str) -> NodeState:
+    async def node_action(
+        self, node_id: str, action: str, message: str = "", deadline: float | None = None
+    ) -> NodeState:
+        """approve, reject, delete (Bacalhau's), or cordon, uncordon, drain (bacedge's)."""
         action = action.lower()
         if action == "delete":
             node = self.nodes.delete(node_id)
             await self.store.delete_node(node.node_id)
             return node.state
-        node = self.nodes.set_membership(node_id, action)
+        if action in SCHEDULING_ACTIONS:
+            node = self.nodes.set_scheduling(node_id, action, message, deadline)
+            log.info(
+                "node scheduling changed",
+                extra={"node_id": node.node_id, "status": node.state.Scheduling.Status.value},
+            )
+        else:
+            node = self.nodes.set_membership(node_id, action)
         await self.store.put_node(node.state)
-        if node.state.Membership == NodeMembership.APPROVED:
-            for job_id in self.jobs:
+        if node.eligible or node.draining:
+            for job_id in self.jobs:  # new room, or work that must move
                 self._enqueue(job_id)
         return node.state
 
@@ -418,7 +485,7 @@ class Orchestrator:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                ids = list(self._pending)[: self.cfg.eval_batch]
+                ids = planners.queue_order(self._pending, self._priority, self.cfg.eval_batch)
                 for job_id in ids:
                     self._pending.pop(job_id, None)
                 try:
@@ -427,6 +494,10 @@ class Orchestrator:
                     log.exception("scheduling step failed", extra={"jobs": len(ids)})
                     await asyncio.sleep(0.5)
 
+    def _priority(self, job_id: str) -> int:
+        job = self.jobs.get(job_id)
+        return job.Priority if job is not None else 0
+
     async def _evaluate(self, job_ids: list[str]) -> None:
         batch = Batch()
         offers: dict[str, list[Execution]] = {}
@@ -434,92 +505,77 @@ class Orchestrator:
             job = self.jobs.get(job_id)
             if job is not None and not job.State.StateType.terminal:
                 self._plan(job, batch, offers)
+                await asyncio.sleep(0)  # one job's plan at a time: the API keeps answering
         await self.store.save(batch)
         if offers:
             await asyncio.gather(*(self._offer(node, execs) for node, execs in offers.items()))
 
-    def _partitions(self, job: Job, nodes: list[LiveNode]) -> int:
-        if job.Type in (JobType.OPS, JobType.DAEMON):
-            engine = job.task.Engine.Type
-            eligible = [n for n in nodes if engine in n.state.Info.ComputeNodeInfo.ExecutionEngines]
-            return max(len(eligible), 1)
-        return max(job.Count, 1)
+    def _context(self) -> PlanContext:
+        return PlanContext(
+            now=now_ns(),
+            max_attempts=self.cfg.max_attempts,
+            plan_batch=self.cfg.plan_batch,
+            restart_delay=self.cfg.restart_delay,
+            restart_delay_max=self.cfg.restart_delay_max,
+            rng=self._rng,
+        )
 
     def _plan(self, job: Job, batch: Batch, offers: dict[str, list[Execution]]) -> None:
-        nodes = self.nodes.schedulable()
+        """Asks the job type's planner what to do now and applies it: at most `plan_batch`
+        executions per call (a job with more to place is queued again, so one huge job never
+        holds the event loop)."""
         executions = [self.executions[e] for e in self.job_executions.get(job.ID, [])]
-        current = [e for e in executions if e.JobVersion == job.Version]
-        rejected = {e.NodeID: e.ComputeState.Message for e in current if e.state in _REJECTED}
-        candidates = [n for n in nodes if n.node_id not in rejected]
-        need = job.task.Resources.parse()
-        done = 0
-        unplaced: list[str] = []
-        for partition in range(self._partitions(job, nodes)):
-            mine = [e for e in current if e.PartitionIndex == partition]
-            if any(e.state == ComputeStateType.COMPLETED for e in mine):
-                done += 1
-                continue
-            if any(not e.terminal for e in mine):
-                continue
-            failed = [e for e in mine if e.state == ComputeStateType.FAILED]
-            if len(failed) >= self.cfg.max_attempts:
-                last = failed[-1].ComputeState.Message or "failed"
-                message = f"execution failed {len(failed)} time(s): {last}"
-                self._fail_job(job, message, batch)
-                return
-            if job.Type in (JobType.OPS, JobType.DAEMON):
-                taken = {
-                    e.NodeID
-                    for e in current
-                    if not e.terminal or e.state == ComputeStateType.COMPLETED
-                }
-                pool = [n for n in candidates if n.node_id not in taken]
-            else:
-                pool = candidates
-            # A retry goes to a node that has not failed this partition yet.
-            # Work lost with a node (crash, restart, outage) may go back to that node once
-            # it returns; a task that failed there goes elsewhere.
-            failed_on = {e.NodeID for e in failed if LOST not in e.ComputeState.Details}
-            placement = select_node(job, need, [n for n in pool if n.node_id not in failed_on])
-            if placement.node is None and failed:
-                message = failed[-1].ComputeState.Message or "execution failed"
-                self._fail_job(job, f"{message} (no other node to retry on)", batch)
-                return
-            if placement.node is None:
-                why = explain(
-                    {
-                        **placement.reasons,
-                        **{k: f"refused the job ({v})" for k, v in rejected.items()},
-                    },
-                    len(nodes),
-                )
-                unplaced.append(why)
-                continue
-            offers.setdefault(placement.node.node_id, []).append(
-                self._place(job, partition, placement.node, need, batch)
-            )
-        total = self._partitions(job, nodes)
-        if done >= total:
-            self._set_job_state(job, JobStateType.COMPLETED, "", batch)
-        elif unplaced and not any(not e.terminal for e in current):
-            self._queue_or_fail(
-                job, unplaced[0], batch, capacity_only=self._transient(unplaced[0], rejected, nodes)
-            )
+        step = planners.plan(job, executions, self.nodes.nodes.values(), self._context())
+        self._apply(job, step, batch, offers)
 
-    @staticmethod
-    def _transient(reason: str, rejected: dict[str, str], nodes: list[LiveNode]) -> bool:
-        """Whether waiting can help: no node yet, or nodes that are only busy."""
-        if not nodes:
-            return True
-        return "free capacity" in reason and not rejected
-
-    def _queue_or_fail(self, job: Job, reason: str, batch: Batch, capacity_only: bool) -> None:
-        timeout = job.task.Timeouts.QueueTimeout
-        if not capacity_only and timeout <= 0:
-            self._fail_job(job, reason, batch)
+    def _apply(
+        self, job: Job, step: Plan, batch: Batch, offers: dict[str, list[Execution]]
+    ) -> None:
+        cancels: dict[str, list[str]] = {}
+        for stop in step.stop:
+            execution = self.executions.get(stop.execution_id)
+            if execution is None or execution.terminal:
+                continue
+            execution.DesiredState = DesiredState(
+                StateType=DesiredStateType.STOPPED, Message=stop.reason
+            )
+            self._set_execution_state(execution, ComputeStateType.CANCELLED, stop.reason, batch)
+            cancels.setdefault(execution.NodeID, []).append(execution.ID)
+        for node_id, ids in cancels.items():
+            self._spawn(self._send_cancel(node_id, ids, "stopped by the orchestrator"))
+        if step.state == JobStateType.FAILED:
+            self._fail_job(job, step.message, batch)
             return
-        self.queued_since.setdefault(job.ID, time.monotonic())
-        self._set_job_state(job, JobStateType.QUEUED, reason, batch, topic="Scheduling")
+        need = job.task.Resources.parse() if step.create else Resources()
+        for new in step.create:
+            node = self.nodes.nodes[new.node_id]
+            offers.setdefault(node.node_id, []).append(
+                self._place(job, new.partition, new.partitions, node, need, batch)
+            )
+        if step.state == JobStateType.QUEUED:
+            self.queued_since.setdefault(job.ID, time.monotonic())
+            self._set_job_state(job, JobStateType.QUEUED, step.message, batch, topic="Scheduling")
+        elif step.state is not None:
+            self._set_job_state(job, step.state, step.message, batch)
+        if step.more:
+            self._enqueue(job.ID)  # the rest in the next scheduling step
+        if step.retry_in is not None:
+            self._enqueue_later(job.ID, step.retry_in)
+
+    def _enqueue_later(self, job_id: str, delay: float) -> None:
+        """Plan the job again in `delay` seconds (a delayed restart), once per due time."""
+        due = time.monotonic() + delay
+        if self._due.get(job_id, float("inf")) <= due:
+            return  # an earlier wake-up is set already
+        self._due[job_id] = due
+
+        def wake() -> None:
+            if self._due.get(job_id) == due:
+                del self._due[job_id]
+                if job_id in self.jobs:
+                    self._enqueue(job_id)
+
+        asyncio.get_running_loop().call_later(max(delay, 0.0), wake)
 
     def _fail_job(self, job: Job, message: str, batch: Batch) -> None:
         for execution_id in list(self.job_executions.get(job.ID, [])):
@@ -532,7 +588,13 @@ class Orchestrator:
         self._set_job_state(job, JobStateType.FAILED, message, batch)
 
     def _place(
-        self, job: Job, partition: int, node: LiveNode, need: Resources, batch: Batch
+        self,
+        job: Job,
+        partition: int,
+        partitions: int,
+        node: LiveNode,
+        need: Resources,
+        batch: Batch,
     ) -> Execution:
         now = now_ns()
         execution = Execution(
@@ -543,7 +605,8 @@ class Orchestrator:
             JobID=job.ID,
             JobVersion=job.Version,
             PartitionIndex=partition,
-            AllocatedResources={"Tasks": need} if job.Tasks else {},
+            PartitionCount=partitions,
+            AllocatedResources=AllocatedResources(Tasks={job.task.Name or "main": need}),
             DesiredState=DesiredState(StateType=DesiredStateType.RUNNING),
             ComputeState=ComputeState(StateType=ComputeStateType.ASK_FOR_BID),
             CreateTime=now,
@@ -564,11 +627,15 @@ class Orchestrator:
                 ComputeStateType.NEW,
                 ComputeStateType.ASK_FOR_BID,
                 {"NodeID": node.node_id},
+                version=job.Version,
             )
         )
         return execution
 
     async def _offer(self, node_id: str, executions: list[Execution]) -> None:
+        executions = [e for e in executions if not e.terminal]  # stopped meanwhile
+        if not executions:
+            return
         outgoing = OfferBatch(
             Executions=[e.model_copy(update={"Job": self.jobs.get(e.JobID)}) for e in executions]
         )
@@ -676,6 +743,7 @@ class Orchestrator:
                         "LateReport",
                         f"node reported {update.State.label} after the execution was closed: "
                         f"{update.Message}",
+                        version=execution.JobVersion,
                     )
                 )
             return
@@ -694,8 +762,10 @@ class Orchestrator:
             ComputeStateType.BID_ACCEPTED,
         ) and job.State.StateType in (JobStateType.PENDING, JobStateType.QUEUED):
             self._set_job_state(job, JobStateType.RUNNING, "", batch)
-        if update.State.terminal:
-            self._enqueue(job.ID)
+        if update.State.terminal or (
+            update.State == ComputeStateType.RUNNING and job.Type == JobType.SERVICE
+        ):
+            self._enqueue(job.ID)  # a service replica that runs may retire the one it replaces
 
     # -- timeouts and lost nodes ---------------------------------------------
     async def _sweep_loop(self) -> None:
@@ -723,11 +793,16 @@ class Orchestrator:
                     )
                     self._enqueue(execution.JobID)
         now_mono, now = time.monotonic(), now_ns()
+        await self._drain_progress(now)
         for job in list(self.jobs.values()):
             timeouts = job.task.Timeouts if job.Tasks else None
             if timeouts is None:
                 continue
-            if timeouts.TotalTimeout > 0 and now - job.CreateTime > timeouts.TotalTimeout * 1e9:
+            if (
+                timeouts.TotalTimeout > 0
+                and job.Type not in planners.LONG_RUNNING  # as Bacalhau: they run until stopped
+                and now - job.CreateTime > timeouts.TotalTimeout * 1e9
+            ):
                 self._fail_job(
                     job, f"job exceeded its total timeout of {timeouts.TotalTimeout}s", batch
                 )
@@ -749,6 +824,24 @@ class Orchestrator:
                 if job.State.StateType == JobStateType.QUEUED:
                     self._enqueue(job.ID)
         await self.store.save(batch)
+
+    async def _drain_progress(self, now: int) -> None:
+        """Draining nodes: past the deadline their jobs are planned again (their work moves);
+        with nothing of ours left to run, they are DRAINED."""
+        for node in self.nodes.nodes.values():
+            if not node.draining:
+                continue
+            if not node.active:
+                node.state.Scheduling.Status = NodeScheduling.DRAINED
+                await self.store.put_node(node.state)
+                log.info("node drained", extra={"node_id": node.node_id})
+                continue
+            deadline = node.drain_deadline
+            if deadline is not None and now >= deadline:
+                for execution_id in node.active:
+                    execution = self.executions.get(execution_id)
+                    if execution is not None and execution.JobID not in self._pending:
+                        self._enqueue(execution.JobID)
 
     # -- logs -----------------------------------------------------------------
     async def stream_logs(

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from edge.executors.base import MountedInput
-from edge.models import InputSource
+from edge.config import Config
+from edge.models import InputSource, display_type
+from edge.workspace import MountedInput
 
 from .base import InputError, InputProvider, StoragePolicy
+from .cache import ObjectCache
 from .inline import InlineProvider
 from .local import LocalProvider
+from .s3 import S3PreSignedProvider, S3Provider
 from .url import UrlProvider
 
-SUPPORTED = "inline, local, urlDownload"  # as users write them, for error messages
 
-
-def build_input_providers() -> dict[str, InputProvider]:
-    """Every provider this node has, keyed by each lowercase type name it handles."""
-    providers: dict[str, InputProvider] = {}
-    for provider in (InlineProvider(), LocalProvider(), UrlProvider()):
-        for name in provider.types:
-            providers[name] = provider
-    return providers
+def build_input_providers(
+    config: Config | None = None, cache: ObjectCache | None = None
+) -> dict[str, InputProvider]:
+    """Every provider this node has, keyed by each lowercase type name it handles; the S3
+    types need the node's config (credentials) and its object cache."""
+    found: list[InputProvider] = [InlineProvider(), LocalProvider(), UrlProvider()]
+    if config is not None:
+        cache = cache or ObjectCache(config.data_dir / "compute" / "cache", 0)
+        found += [S3Provider(config, cache), S3PreSignedProvider(cache)]
+    return {name: provider for provider in found for name in provider.types}
 
 
 def provider_for(source: InputSource, providers: Mapping[str, InputProvider]) -> InputProvider:
@@ -30,8 +36,9 @@ def provider_for(source: InputSource, providers: Mapping[str, InputProvider]) ->
     kind = source.Source.Type.strip().lower()
     provider = providers.get(kind)
     if provider is None:
+        supported = ", ".join(sorted({display_type(p.types[0]) for p in providers.values()}))
         raise InputError(
-            f"unknown input source type {source.Source.Type!r}: supported are {SUPPORTED}"
+            f"unknown input source type {source.Source.Type!r}: supported are {supported}"
         )
     return provider
 
@@ -54,13 +61,30 @@ async def prepare_inputs(
     mounted = []
     for source in wanted:
         mounted.append(await provider_for(source, providers).prepare(source, staging, policy))
+    for item in mounted:
+        if item.host_path.is_relative_to(staging):
+            await asyncio.to_thread(_readable, item.host_path)
     return mounted
 
 
+def _readable(path: Path) -> None:
+    """Downloaded inputs readable by a rootless container's user (not this process's):
+    folders 0755, files 0644. Host paths of `local` inputs are never touched."""
+    if path.is_file():
+        path.chmod(0o644)
+        return
+    path.chmod(0o755)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
 __all__ = [
-    "SUPPORTED",
     "InputError",
     "InputProvider",
+    "ObjectCache",
     "StoragePolicy",
     "build_input_providers",
     "prepare_inputs",

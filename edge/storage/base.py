@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from edge.executors.base import MountedInput
 from edge.models import InputSource
+from edge.workspace import MountedInput
 
 
 class InputError(Exception):

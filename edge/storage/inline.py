@@ -10,15 +10,14 @@ import asyncio
 import base64
 import binascii
 import io
-import os
 import posixpath
-import tarfile
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from edge.executors.base import MountedInput
+from edge.archive import ArchiveError, unpack
 from edge.models import InputSource
+from edge.workspace import MountedInput
 
 from .base import InputError, StoragePolicy
 
@@ -55,20 +54,10 @@ def _file_name(source: InputSource) -> str:
 
 def _unpack(data: bytes, dest: Path) -> None:
     """Unpacks a gzip tarball, refusing members that would land outside `dest`."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        members = archive.getmembers()
-        for member in members:
-            path = os.path.normpath(member.name)
-            unsafe = os.path.isabs(path) or path == ".." or path.startswith("../")
-            if unsafe or not (member.isfile() or member.isdir()):
-                raise InputError(
-                    f"inline tarball member {member.name!r} is not a plain file or directory "
-                    "inside the archive: pack only regular files with relative paths"
-                )
-        if hasattr(tarfile, "data_filter"):  # 3.10.12+/3.11.4+: the filter checks again
-            archive.extractall(dest, members=members, filter="data")
-        else:
-            archive.extractall(dest, members=members)
+    try:
+        unpack(io.BytesIO(data), dest)
+    except ArchiveError as exc:
+        raise InputError(f"{exc}: pack only regular files with relative paths") from None
 
 
 class InlineProvider:
@@ -99,10 +88,10 @@ class InlineProvider:
         if media_type in GZIP_TYPES:
             try:
                 await asyncio.to_thread(_unpack, data, folder)
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except InputError as exc:
                 raise InputError(
-                    f"inline input for {source.Target or source.Alias} is not a valid gzip "
-                    f"tarball ({exc}): send a .tar.gz or another media type"
+                    f"inline input for {source.Target or source.Alias}: {exc} "
+                    "(send a .tar.gz or another media type)"
                 ) from None
             return MountedInput(host_path=folder, target=source.Target)
         path = folder / _file_name(source)

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge.executors.base import MountedInput
 from edge.models import InputSource
+from edge.workspace import MountedInput
 
 from .base import InputError, StoragePolicy
 

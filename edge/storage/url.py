@@ -15,8 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from edge.executors.base import MountedInput
 from edge.models import InputSource
+from edge.workspace import MountedInput
 
 from .base import InputError, StoragePolicy
 

@@ -117,3 +117,25 @@ class LogFrame(WireModel):
 
 def node_info_of(data: Any) -> NodeInfo:
     return NodeInfo.model_validate(data)
+
+
+class PresignRequest(WireModel):
+    """A node asks where to upload an `s3managed` result; the orchestrator checks that the
+    execution is this node's before signing."""
+
+    ExecutionID: str
+    NodeID: str
+
+
+class PresignReply(WireModel):
+    OK: bool = False
+    URL: str = ""
+    Bucket: str = ""
+    Key: str = ""
+    Error: str = ""
+
+
+class ResultChunkRequest(WireModel):
+    ExecutionID: str
+    Offset: int = 0
+    Length: int = 512 * 1024

@@ -27,3 +27,12 @@ def cancel(node_id: str) -> str:
 def logs(node_id: str) -> str:
     """Request: LogRequest -> LogReply; frames then go to LogRequest.Subject."""
     return f"{PREFIX}.compute.{node_id}.logs"
+
+
+PRESIGN = f"{PREFIX}.orchestrator.presign"  # request: PresignRequest -> PresignReply
+
+
+def results(node_id: str) -> str:
+    """Request: ResultChunkRequest -> raw bytes of a `local` result archive, with headers
+    `Size` (the whole archive) or `Error`."""
+    return f"{PREFIX}.compute.{node_id}.results"

@@ -87,6 +87,7 @@ class Cluster:
     root: Path
     api_port: int = field(default_factory=free_port)
     nats_port: int = field(default_factory=free_port)
+    store_port: int = field(default_factory=free_port)  # orchestrator(store=True)
     procs: list[Proc] = field(default_factory=list)
     heartbeat: float = 1.0
 
@@ -105,13 +106,17 @@ class Cluster:
                 "HOME": str(self.root / "home"),
                 "BACEDGE_API": self.api,
                 "BACEDGE_LOG_FORMAT": "text",
+                "BACEDGE_PUBLISHERS_LOCAL_PORT": "0",  # many nodes on one machine
                 "PYTHONUNBUFFERED": "1",
             }
         )
         env.update(extra)
         return env
 
-    def orchestrator(self, compute: bool = False, *extra: str, **env: str) -> Proc:
+    def orchestrator(
+        self, compute: bool = False, *extra: str, store: bool = False, **env: str
+    ) -> Proc:
+        """`serve --orchestrator` (with `--compute`, and the local S3 store with `store`)."""
         args = [
             "serve",
             "--orchestrator",
@@ -127,6 +132,8 @@ class Cluster:
         ]
         if compute:
             args.insert(2, "--compute")
+        if store:  # its data and credentials under root/orchestrator/store
+            args += ["--store", "--store-port", str(self.store_port)]
         proc = Proc(
             "orchestrator",
             args,
@@ -186,6 +193,10 @@ class Cluster:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    def executions(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's executions (GET /jobs/{id} nests them as `{Items, NextToken}`)."""
+        return list(self.job(job_id)["Executions"]["Items"])
+
     def wait_state(self, job_id: str, *states: str, timeout: float = 60.0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             body = self.job(job_id)
@@ -194,14 +205,19 @@ class Cluster:
         return dict(wait_until(reached, timeout, f"job {job_id} to reach {states}"))
 
     def cli(
-        self, *args: str, input: str | None = None, timeout: float = 60.0, check: bool = False
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60.0,
+        check: bool = False,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*BACEDGE, *args],
             capture_output=True,
             text=True,
             input=input,
-            env=self.env(),
+            env=self.env(**(env or {})),
             timeout=timeout,
         )
         if check and result.returncode != 0:

@@ -142,12 +142,20 @@ def test_nodes_agent_and_openapi(single: Cluster) -> None:
     filtered = httpx.get(f"{single.api}{API}/nodes", params={"filter-approval": "PENDING"})
     assert filtered.json()["Nodes"] == []
     assert httpx.get(f"{single.api}/api/v1/agent/alive").json() == {"Status": "OK"}
-    assert (
-        "GitVersion" in httpx.get(f"{single.api}/api/v1/agent/version").json()["BuildVersionInfo"]
-    )
-    assert httpx.get(f"{single.api}/api/v1/agent/node").json()["NodeID"] == info["NodeID"]
-    config = httpx.get(f"{single.api}/api/v1/agent/config").json()["Config"]
-    assert config["api"]["port"] == single.api_port
+    version = httpx.get(f"{single.api}/api/v1/agent/version").json()
+    assert version["gitversion"].startswith("v") and version["Product"] == "bacedge"
+    assert {"major", "minor", "gitcommit", "builddate", "goos", "goarch"} <= set(version)
+    agent_node = httpx.get(f"{single.api}/api/v1/agent/node").json()
+    assert agent_node["NodeID"] == info["NodeID"]
+    assert agent_node["NodeType"] == "Compute"  # a hybrid node, as Bacalhau reports one
+    assert agent_node["SupportedProtocols"] == info["SupportedProtocols"] == ["bacedge/v1"]
+    answer = httpx.get(f"{single.api}/api/v1/agent/config").json()
+    config = answer["config"]
+    assert config["API"]["Port"] == single.api_port
+    assert config["Orchestrator"]["Enabled"] and config["Compute"]["Enabled"]
+    assert config["Labels"] == {"site": "lab"} and config["DataDir"]
+    assert config["Engines"]["Disabled"] == ["docker"]
+    assert answer["bacedge"]["api"]["port"] == single.api_port
     spec = httpx.get(f"{single.api}/api/v1/openapi.json").json()
     assert f"{API}/jobs/{{id}}/logs" in spec["paths"] and "Job" in spec["components"]["schemas"]
 
@@ -191,7 +199,7 @@ def test_auth_token_is_required_when_configured(cluster: Cluster) -> None:
     assert right.status_code == 200
     config = httpx.get(
         f"{cluster.api}/api/v1/agent/config", headers={"Authorization": "Bearer sekret"}
-    ).json()["Config"]
+    ).json()["bacedge"]
     assert config["api"]["auth_token"] == "********"
     assert "sekret" not in (cluster.root / "logs" / "orchestrator.log").read_text()
 
@@ -210,7 +218,7 @@ def test_total_and_queue_timeouts_fail_the_job(single: Cluster) -> None:
     )
     body = single.wait_state(total, "Failed")
     assert "total timeout of 1s" in body["Job"]["State"]["Message"]
-    assert body["Executions"][0]["ComputeState"]["StateType"] == 11  # cancelled on the node
+    assert body["Executions"]["Items"][0]["ComputeState"]["StateType"] == 11  # cancelled
     node_id = single.nodes()[0]["Info"]["NodeID"]
     httpx.put(f"{single.api}{API}/nodes/{node_id}", json={"Action": "reject"})
     queued = single.submit(

@@ -57,15 +57,25 @@ def test_wasm_job_with_local_input_and_results(single: Cluster, tmp_path: Path) 
     job_id = result.stdout.strip()
     assert job_id.startswith("j-")
     body = single.wait_state(job_id, "Completed", "Failed")
-    execution = body["Executions"][0]
+    execution = body["Executions"]["Items"][0]
     assert body["Job"]["State"]["StateType"] == "Completed", execution
     published = execution["PublishedResult"]
-    assert published["Type"] == "local"
-    out_dir = Path(published["Params"]["URL"].removeprefix("file://")) / "outputs"
-    assert (out_dir / "copy.txt").read_text() == "edge data\n"
+    # Bacalhau's local publisher shape: the node serves <execution>.tar.gz over HTTP.
+    assert published["Type"] == "urlDownload"
+    assert published["Params"]["URL"].endswith(f"/{execution['ID']}.tar.gz")
     assert execution["RunOutput"]["Stdout"] == "edge data\n"
     results = single.cli("job", "describe", job_id, check=True).stdout
     assert "edge data" in results
+    # `job get` fetches it through the orchestrator, in Bacalhau's layout.
+    out = tmp_path / "results"
+    got = single.cli("job", "get", job_id, "--output-dir", str(out))
+    assert got.returncode == 0, got.stderr
+    assert (out / "outputs" / "copy.txt").read_text() == "edge data\n"
+    assert (out / "stdout").read_text() == "edge data\n"
+    assert (out / "exitCode").read_text().strip() == "0"
+    again = single.cli("job", "get", job_id, "--output-dir", str(out))
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert single.cli("job", "get", job_id, "--output-dir", str(out), "--force").returncode == 0
 
 
 def test_local_path_outside_the_allow_list_is_refused(single: Cluster) -> None:

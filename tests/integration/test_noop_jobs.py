@@ -27,7 +27,7 @@ def test_jobs_spread_over_two_compute_nodes_and_complete(cluster: Cluster) -> No
 
     job_id = cluster.submit(noop_job(count=4, Stdout="hello\n"))
     body = cluster.wait_state(job_id, "Completed")
-    executions = body["Executions"]
+    executions = body["Executions"]["Items"]
     assert len(executions) == 4
     assert sorted(e["PartitionIndex"] for e in executions) == [0, 1, 2, 3]
     assert {e["ComputeState"]["StateType"] for e in executions} == {9}
@@ -47,7 +47,7 @@ def test_failed_execution_is_retried_on_another_node(cluster: Cluster) -> None:
     cluster.wait_nodes(2)
     job_id = cluster.submit(noop_job(ExitCode=2))
     body = cluster.wait_state(job_id, "Failed")
-    executions = body["Executions"]
+    executions = body["Executions"]["Items"]
     assert len(executions) == 2, executions
     assert len({e["NodeID"] for e in executions}) == 2
     assert all(e["RunOutput"]["ExitCode"] == 2 for e in executions)
@@ -60,15 +60,15 @@ def test_stop_cancels_a_running_execution(cluster: Cluster) -> None:
     job_id = cluster.submit(noop_job(SleepSeconds=600))
 
     def running() -> bool:
-        executions = cluster.job(job_id)["Executions"]
+        executions = cluster.executions(job_id)
         return bool(executions) and executions[0]["ComputeState"]["StateType"] == 6
 
     wait_until(running, 30, "the execution to run")
     response = httpx.delete(f"{cluster.api}{API}/jobs/{job_id}", params={"reason": "enough"})
     assert response.status_code == 200
     body = cluster.wait_state(job_id, "Stopped")
-    assert body["Executions"][0]["ComputeState"]["StateType"] == 11
-    assert body["Executions"][0]["DesiredState"]["StateType"] == 2
+    assert body["Executions"]["Items"][0]["ComputeState"]["StateType"] == 11
+    assert body["Executions"]["Items"][0]["DesiredState"]["StateType"] == 2
 
 
 def test_compute_crash_mid_execution_does_not_leave_job_running(cluster: Cluster) -> None:
@@ -78,13 +78,13 @@ def test_compute_crash_mid_execution_does_not_leave_job_running(cluster: Cluster
     job_id = cluster.submit(noop_job(SleepSeconds=600))
 
     def running() -> bool:
-        executions = cluster.job(job_id)["Executions"]
+        executions = cluster.executions(job_id)
         return bool(executions) and executions[0]["ComputeState"]["StateType"] == 6
 
     wait_until(running, 30, "the execution to run")
     edge.kill()
     body = cluster.wait_state(job_id, "Failed", timeout=60)
-    message = body["Executions"][0]["ComputeState"]["Message"]
+    message = body["Executions"]["Items"][0]["ComputeState"]["Message"]
     assert "lost contact" in message
 
 
@@ -93,7 +93,7 @@ def test_restarted_node_keeps_its_id_and_reports_interrupted_work(cluster: Clust
     edge = cluster.compute("edge-a", "--engines", "noop")
     first = cluster.wait_nodes(1)[0]["Info"]["NodeID"]
     job_id = cluster.submit(noop_job(SleepSeconds=600))
-    wait_until(lambda: cluster.job(job_id)["Executions"], 30, "placement")
+    wait_until(lambda: cluster.executions(job_id), 30, "placement")
     edge.kill()
     cluster.compute("edge-a", "--engines", "noop")
     nodes = cluster.wait_nodes(1)
@@ -101,7 +101,7 @@ def test_restarted_node_keeps_its_id_and_reports_interrupted_work(cluster: Clust
 
     # The interrupted execution fails as lost, and the work goes back to the same node.
     def retried() -> list[dict[str, object]]:
-        executions = cluster.job(job_id)["Executions"]
+        executions = cluster.executions(job_id)
         return executions if len(executions) >= 2 else []
 
     first_run, second_run = wait_until(retried, 60, "the retry")[:2]
@@ -121,7 +121,8 @@ def test_orchestrator_restart_keeps_jobs_and_history(cluster: Cluster) -> None:
     body = cluster.job(job_id, include="history,executions")
     assert body["Job"]["Name"] == "durable"
     assert body["Job"]["State"]["StateType"] == "Completed"
-    assert body["History"]
+    assert body["History"]["Items"] and body["History"]["NextToken"] == ""
+    assert {h["JobVersion"] for h in body["History"]["Items"]} == {1}
     by_name = cluster.job("durable")
     assert by_name["Job"]["ID"] == job_id
 
@@ -135,7 +136,7 @@ def test_work_finished_during_an_outage_is_reported_when_the_link_heals(
     job_id = cluster.submit(noop_job(SleepSeconds=2, Stdout="done offline\n"))
 
     def running() -> bool:
-        executions = cluster.job(job_id)["Executions"]
+        executions = cluster.executions(job_id)
         return bool(executions) and executions[0]["ComputeState"]["StateType"] == 6
 
     wait_until(running, 30, "the execution to run")
@@ -151,8 +152,8 @@ def test_work_finished_during_an_outage_is_reported_when_the_link_heals(
     wait_until(finished_offline, 30, "the node to finish the task while cut off")
     cluster.orchestrator()  # the link heals
     body = cluster.wait_state(job_id, "Completed", timeout=60)
-    assert body["Executions"][0]["RunOutput"]["Stdout"] == "done offline\n"
-    assert len(body["Executions"]) == 1  # not failed over, not rerun
+    assert body["Executions"]["Items"][0]["RunOutput"]["Stdout"] == "done offline\n"
+    assert len(body["Executions"]["Items"]) == 1  # not failed over, not rerun
 
 
 def test_orchestrator_restart_fails_work_of_nodes_that_never_return(cluster: Cluster) -> None:
@@ -165,4 +166,4 @@ def test_orchestrator_restart_fails_work_of_nodes_that_never_return(cluster: Clu
     edge.kill()
     cluster.orchestrator()
     body = cluster.wait_state(job_id, "Failed", timeout=60)
-    assert "did not reconnect" in body["Executions"][0]["ComputeState"]["Message"]
+    assert "did not reconnect" in body["Executions"]["Items"][0]["ComputeState"]["Message"]

@@ -23,7 +23,7 @@ from podman import PodmanClient
 from edge.executors.podman import LABEL_EXECUTION, LABEL_NODE
 from tests.podman_image import TAG, build_busybox_archive
 
-from .cluster import BACEDGE, Cluster, wait_until
+from .cluster import BACEDGE, Cluster, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def _containers(podman: PodmanClient, **labels: str) -> list[dict[str, Any]]:
 
 
 def _execution(cluster: Cluster, job_id: str) -> dict[str, Any]:
-    executions = cluster.job(job_id)["Executions"]
+    executions = cluster.executions(job_id)
     assert executions, f"job {job_id} has no execution"
     return dict(executions[-1])
 
@@ -113,8 +113,11 @@ def test_outputs_env_limits_and_cleanup(single: Cluster, podman: PodmanClient) -
     job_id = jobs[0]["ID"]
     execution = _execution(single, job_id)
     assert execution["ComputeState"]["StateType"] == 9
-    url = execution["PublishedResult"]["Params"]["URL"]
-    assert (Path(url.removeprefix("file://")) / "out" / "r.txt").read_text() == "result\n"
+    assert execution["PublishedResult"]["Type"] == "urlDownload"
+    out = single.root / "got"
+    single.cli("job", "get", job_id, "--output-dir", str(out), check=True)
+    assert (out / "out" / "r.txt").read_text() == "result\n"
+    assert (out / "stdout").read_text().splitlines()[0] == "hello 0"
 
     details = execution["ComputeState"]["Details"]
     assert details["Image"] == TAG
@@ -271,7 +274,7 @@ def test_network_is_none_by_default_and_host_is_refused(single: Cluster) -> None
 
     refused = single.cli("docker", "run", "--network", "host", TAG, "--", "true")
     assert refused.returncode != 0
-    assert "network type 'host' is not allowed" in refused.stderr
+    assert "network type 'Host' is not allowed" in refused.stderr
     assert "allow_networking" in refused.stderr
 
 
@@ -430,7 +433,7 @@ def test_restart_removes_a_running_container_and_reruns_it(
         )
 
         def lost() -> dict[str, Any] | None:
-            executions = {e["ID"]: e for e in cluster.job(job_id)["Executions"]}
+            executions = {e["ID"]: e for e in cluster.executions(job_id)}
             first = executions[execution_id]
             return first if first["ComputeState"]["StateType"] == 10 else None
 
@@ -440,7 +443,7 @@ def test_restart_removes_a_running_container_and_reruns_it(
         (root / "ctl" / "go").touch()
         body = cluster.wait_state(job_id, "Completed", "Failed")
         assert body["Job"]["State"]["StateType"] == "Completed", body
-        executions = cluster.job(job_id)["Executions"]
+        executions = cluster.executions(job_id)
         assert len(executions) == 2 and {e["NodeID"] for e in executions} == {node_id}
         rerun = next(e for e in executions if e["ID"] != execution_id)
         assert rerun["RunOutput"]["Stdout"] == "finished\n"
@@ -530,3 +533,48 @@ def test_limits_hold_where_the_host_enforces_them(single: Cluster) -> None:
     )
     assert oom.returncode != 0
     assert "ran out of memory" in oom.stderr
+
+
+def test_s3_input_and_s3_publisher_with_a_container(root: Path, socket: str) -> None:
+    """Bacalhau's -i/-p syntax with a docker task: data from the device's store, results
+    back into it, fetched with `job get`."""
+    from minio import Minio
+
+    from .test_s3_data import store_client
+
+    cluster = _start(root, socket, 1.0, "--store", "--store-port", str(free_port()))
+    try:
+        client: Minio
+        client, _ = store_client(cluster.root / "orchestrator")
+        client.make_bucket("data")
+        client.make_bucket("results")
+        payload = b"rows from the store\n"
+        import io
+
+        client.put_object("data", "in/rows.txt", io.BytesIO(payload), len(payload))
+        job_id = _submit_docker(
+            cluster,
+            "-i",
+            "src=s3://data/in/,dst=/inputs",
+            "-o",
+            "outputs:/outputs",
+            "-p",
+            "s3://results/{jobID}/",
+            TAG,
+            "--",
+            "sh",
+            "-c",
+            "wc -c < /inputs/rows.txt; cp /inputs/rows.txt /outputs/copy.txt",
+        )
+        body = cluster.wait_state(job_id, "Completed", "Failed", timeout=120)
+        execution = _execution(cluster, job_id)
+        assert body["Job"]["State"]["StateType"] == "Completed", execution["ComputeState"]
+        key = execution["PublishedResult"]["Params"]["Key"]
+        assert key == f"{job_id}/{execution['ID']}.tar.gz"
+        assert client.stat_object("results", key).size > 0
+        out = cluster.root / "got-s3"
+        cluster.cli("job", "get", job_id, "--output-dir", str(out), check=True)
+        assert (out / "outputs" / "copy.txt").read_bytes() == payload
+        assert (out / "stdout").read_text().strip() == str(len(payload))
+    finally:
+        cluster.close()

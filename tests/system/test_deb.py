@@ -13,6 +13,7 @@ from .conftest import install_deb
 from .machine import Machine, chroot, copy_tree
 
 UNITS = ("bacedge-orchestrator.service", "bacedge-compute.service")
+STORE_UNIT = "bacedge-store.service"  # shipped disabled; enabled by test_store_unit_serves_s3
 
 
 def test_deb_installs_offline(installed: Path) -> None:
@@ -22,10 +23,11 @@ def test_deb_installs_offline(installed: Path) -> None:
     assert "bacedge:" in (installed / "etc/subuid").read_text()
     token = installed / "etc/bacedge/credentials/nats-token"
     assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
-    for unit in UNITS:
+    for unit in (*UNITS, STORE_UNIT):
         assert (installed / "lib/systemd/system" / unit).exists()
     nats = chroot(installed, "/opt/bacedge/bin/nats-server", "--version").stdout
     assert "nats-server" in nats
+    assert "version" in chroot(installed, "/opt/bacedge/bin/weed", "version").stdout
 
 
 def test_edited_config_survives_reinstall(installed: Path, deb_file: Path) -> None:
@@ -60,6 +62,23 @@ def test_units_start_and_run_jobs(machine: Machine) -> None:
     assert run.stdout.splitlines()[0] == "from-systemd"
     logs = machine.run("journalctl", "-u", "bacedge-orchestrator", "-o", "cat", "--no-pager")
     assert any(line.startswith("{") and '"level"' in line for line in logs.stdout.splitlines())
+
+
+def test_store_unit_serves_s3(machine: Machine) -> None:
+    """The hardened store unit runs SeaweedFS; root's `bacedge store` finds its credentials."""
+    machine.run("systemctl", "enable", "--now", STORE_UNIT, timeout=120)
+    active = machine.run("systemctl", "is-active", STORE_UNIT, check=False).stdout.strip()
+    assert active == "active", machine.run(
+        "journalctl", "-u", STORE_UNIT, "--no-pager", check=False
+    ).stdout
+    machine.run("bacedge", "store", "mb", "sys-test")
+    machine.run("bacedge", "store", "cp", "/root/hello.wasm", "s3://sys-test/")
+    status = json.loads(machine.run("bacedge", "store", "status", "--output", "json").stdout)
+    assert status["alive"] and status["backend"] == "seaweedfs"
+    assert status["endpoint"] == "http://127.0.0.1:9000"
+    assert [b["objects"] for b in status["buckets"] if b["name"] == "sys-test"] == [1]
+    creds = machine.root / "var/lib/bacedge/store/credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
 
 
 def test_podman_job_runs_in_the_service_users_podman(machine: Machine) -> None:

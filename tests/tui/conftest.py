@@ -7,21 +7,25 @@ them measures time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widget import Widget
 
 from tests.integration.cluster import Cluster
 from tests.wasm_build import build_wasm
+
+from .fake_api import bacalhau_app
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
@@ -50,6 +54,27 @@ def own_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Clus
     c.close()
 
 
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """An aiohttp app on a free port of 127.0.0.1 for the test's loop; yields its URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def bacalhau_151() -> AsyncIterator[str]:
+    """A Bacalhau v1.5.1 orchestrator as its API answers: nodes with the connection as a
+    word, execution states in the old numbering."""
+    async with serving(bacalhau_app("v1.5.1")) as url:
+        yield url
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -63,36 +88,32 @@ def noop_job(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+def _inline(target: str, media_type: str, data: bytes) -> dict[str, Any]:
+    url = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+    return {"Source": {"Type": "inline", "Params": {"URL": url}}, "Target": target}
+
+
 def wasm_job(
     name: str,
     module: str = "hello",
     args: list[str] | None = None,
     labels: dict[str, str] | None = None,
+    files: dict[str, str] | None = None,
+    results: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    data = base64.b64encode(build_wasm(module).read_bytes()).decode()
-    return {
-        "Name": name,
-        "Type": "batch",
-        "Labels": labels or {},
-        "Tasks": [
-            {
-                "Name": "main",
-                "Engine": {
-                    "Type": "wasm",
-                    "Params": {"EntryModule": "main.wasm", "Parameters": args or []},
-                },
-                "InputSources": [
-                    {
-                        "Source": {
-                            "Type": "inline",
-                            "Params": {"URL": f"data:application/wasm;base64,{data}"},
-                        },
-                        "Target": "/main.wasm",
-                    }
-                ],
-            }
-        ],
+    """A wasm job; `files` are inline inputs (path: text), `results` its ResultPaths
+    (name: path), which it publishes with the default publisher (`local`)."""
+    inputs = [_inline("/main.wasm", "application/wasm", build_wasm(module).read_bytes())]
+    inputs += [_inline(path, "text/plain", text.encode()) for path, text in (files or {}).items()]
+    params = {"EntryModule": "main.wasm", "Parameters": args or []}
+    task: dict[str, Any] = {
+        "Name": "main",
+        "Engine": {"Type": "wasm", "Params": params},
+        "InputSources": inputs,
     }
+    if results:
+        task["ResultPaths"] = [{"Name": n, "Path": path} for n, path in results.items()]
+    return {"Name": name, "Type": "batch", "Labels": labels or {}, "Tasks": [task]}
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], T], what: str, timeout: float = 45.0) -> T:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from aiohttp import web
+
 from edge.client import LOG_STDERR, LOG_STDOUT, ApiError
 from edge.models import (
     ComputeNodeInfo,
@@ -42,6 +44,7 @@ NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the fixed clock of every snapshot
 NOW_NS = int(NOW * 1e9)
 SECOND = 10**9
 GIB = 2**30
+MIB_PER_GIB = 1024
 
 
 def _ago(seconds: float) -> int:
@@ -97,8 +100,8 @@ def _node(
         GPUInfo(
             Index=i,
             Name="NVIDIA H100 80GB HBM3",
-            Memory=80 * GIB,
-            MemoryUsed=(12 + 30 * i) * GIB,
+            Memory=80 * MIB_PER_GIB,  # MiB, as on the wire
+            MemoryUsed=(12 + 30 * i) * MIB_PER_GIB,
             Utilization=35 + 40 * i,
             PCIAddress=f"00000000:{0x18 + i:02X}:00.0",
             UUID=f"GPU-{n:04d}-{i}",
@@ -156,6 +159,7 @@ def _execution(
     modified: float,
     exit_code: int = 0,
     error: str = "",
+    published: SpecConfig | None = None,
 ) -> Execution:
     finished = state.terminal
     return Execution(
@@ -169,9 +173,39 @@ def _execution(
         RunOutput=RunOutput(Stdout="hello\n", ExitCode=exit_code, ErrorMsg=error)
         if state in (ComputeStateType.COMPLETED, ComputeStateType.FAILED)
         else None,
+        PublishedResult=published or SpecConfig(),
         CreateTime=_ago(created),
         ModifyTime=_ago(modified),
     )
+
+
+def published_results(api: FakeApi) -> Job:
+    """The completed job vibration-fft with four completed executions, published to S3, by
+    the node (`local`), to the orchestrator's bucket (`s3managed`), and not at all; and a
+    failed one, which has no results."""
+    job = api.jobs[1]
+    b, c = api.nodes[1], api.nodes[0]
+    s3 = SpecConfig(
+        Type="s3",
+        Params={
+            "Bucket": "results",
+            "Key": f"{job.ID}/e-00000002-0000-4000-8000-000000000000.tar.gz",
+            "Endpoint": "http://10.1.0.2:9000",
+            "Encoding": "gzip",
+        },
+    )
+    url = "http://10.1.0.12:6001/e-0000000a-0000-4000-8000-000000000000.tar.gz"
+    local = SpecConfig(Type="urlDownload", Params={"URL": url})
+    managed = SpecConfig(Type="s3managed", Params={"Bucket": "bacedge", "Key": f"{job.ID}/e-c"})
+    done = ComputeStateType.COMPLETED
+    api.executions[job.ID] = [
+        _execution(2, job, b, done, 890, 840, published=s3),
+        _execution(10, job, c, done, 889, 845, published=local),
+        _execution(11, job, b, ComputeStateType.FAILED, 888, 850, 1, "exit code 1"),
+        _execution(12, job, c, done, 887, 846, published=managed),
+        _execution(13, job, b, done, 886, 847),
+    ]
+    return job
 
 
 class FakeApi:
@@ -396,3 +430,281 @@ class FakeApi:
 
     async def aclose(self) -> None:
         return None
+
+
+# --------------------------------------------------------------------------- Bacalhau servers
+# Answers shaped as Bacalhau's own JSON (pkg/models, pkg/publicapi/apimodels), read the way
+# the API client reads them, for a current server and for one up to v1.5.1, whose node
+# connection is a word and whose execution states are numbered the old way.
+
+PEER_ID = "QmXaXu9N5GNetatsvwnTfQqNtSeKAD6uCmarbh3LMRYAcF"  # a 46-character libp2p peer ID
+UUID_NODE_ID = "n-7d3f1c2a-9b4e-4f6a-8c1d-2e5b7a9c0f13"
+ORCHESTRATOR_ID = "bacalhau-orchestrator-0"
+
+# Bacalhau's ExecutionStateType up to v1.5.1 (execution_state_string.go before Running and
+# Publishing were added), and from v1.6: what each state is called on each server's wire.
+OLD_EXECUTION_NUMBERS = {
+    "New": 1,
+    "AskForBid": 2,
+    "AskForBidAccepted": 3,
+    "AskForBidRejected": 4,
+    "BidAccepted": 5,
+    "BidRejected": 6,
+    "Completed": 7,
+    "Failed": 8,
+    "Cancelled": 9,
+}
+NEW_EXECUTION_NUMBERS = {state.label: int(state) for state in ComputeStateType}
+
+
+def bacalhau_version(version: str) -> dict[str, Any]:
+    """`GET /api/v1/agent/version` from Bacalhau: BuildVersionInfo, flat."""
+    major, minor, *_ = version.lstrip("v").split(".")
+    return {
+        "Major": major,
+        "Minor": minor,
+        "GitVersion": version,
+        "GitCommit": "4c2e1d8a2b3f9a7e6d5c4b3a2f1e0d9c8b7a6f5e",
+        "BuildDate": "2024-10-28T11:02:59Z",
+        "GOOS": "linux",
+        "GOARCH": "amd64",
+    }
+
+
+def _bacalhau_resources(
+    cpu: float, memory: int, disk: int, gpus: list[dict[str, Any]]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"CPU": cpu, "Memory": memory, "Disk": disk}  # omitempty: no zeros
+    if gpus:
+        out["GPU"] = len(gpus)
+        out["GPUs"] = gpus
+    return out
+
+
+def bacalhau_nodes(version: str) -> list[dict[str, Any]]:
+    """`GET /api/v1/orchestrator/nodes` Items: a GPU node named by its peer ID, a CPU node
+    with an `n-` ID, and the orchestrator itself."""
+    legacy = version_tuple(version) < (1, 6)
+    t4 = {
+        "Index": 0,
+        "Name": "Tesla T4",
+        "Vendor": "NVIDIA",
+        "Memory": 15360,  # MiB
+        "PCIAddress": "00000000:00:1E.0",
+    }
+    build = bacalhau_version(version)
+
+    def compute(
+        node_id: str, cpu: float, memory: int, disk: int, gpus: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "NodeID": node_id,
+            "NodeType": "Compute",
+            "Labels": {
+                "Architecture": "amd64",
+                "Operating-System": "linux",
+                "env": "prod",
+                "region": "eu-west-1",
+            },
+            "SupportedProtocols": ["bprotocol/v2"] if legacy else ["ncl/v1", "bprotocol/v2"],
+            "ComputeNodeInfo": {
+                "ExecutionEngines": ["docker", "wasm"],
+                "Publishers": ["noop", "local", "s3"],
+                "StorageSources": ["urlDownload", "s3", "inline", "localDirectory"],
+                "MaxCapacity": _bacalhau_resources(cpu, memory, disk, gpus),
+                "QueueCapacity": {},
+                "AvailableCapacity": _bacalhau_resources(cpu - 1, memory - 2 * GIB, disk, gpus),
+                "MaxJobRequirements": _bacalhau_resources(cpu, memory, disk, gpus),
+                "RunningExecutions": 1,
+                "EnqueuedExecutions": 0,
+            },
+            "BacalhauVersion": build,
+        }
+
+    infos = [
+        compute(PEER_ID, 4.0, 15 * GIB, 120 * GIB, [t4]),
+        compute(UUID_NODE_ID, 8.0, 32 * GIB, 250 * GIB, []),
+        {
+            "NodeID": ORCHESTRATOR_ID,
+            "NodeType": "Requester",
+            "Labels": {"Architecture": "amd64", "Operating-System": "linux"},
+            "ComputeNodeInfo": None,
+            "BacalhauVersion": build,
+        },
+    ]
+    if legacy:  # NodeState{Info, Membership, Connection}: the connection as a word
+        return [{"Info": i, "Membership": "APPROVED", "Connection": "CONNECTED"} for i in infos]
+    return [
+        {
+            "Info": i,
+            "Membership": "APPROVED",
+            "ConnectionState": {
+                "Status": "CONNECTED",
+                "LastHeartbeat": _iso(3),
+                "ConnectedSince": _iso(86400),
+            },
+        }
+        for i in infos
+    ]
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.lstrip("v").split("."))
+
+
+BACALHAU_JOB_ID = "j-5b9e2c71-4d3a-4e8f-9a6b-1c2d3e4f5a6b"
+# What each execution of the Bacalhau job went through, as its state names.
+BACALHAU_EXECUTION_STATES = ["Completed", "Failed", "BidRejected", "Cancelled", "BidAccepted"]
+
+
+def bacalhau_job() -> dict[str, Any]:
+    return {
+        "ID": BACALHAU_JOB_ID,
+        "Name": "nightly-report",
+        "Namespace": "default",
+        "Type": "batch",
+        "Priority": 0,
+        "Count": 1,
+        "Constraints": [],
+        "Meta": {"bacalhau.org/requester.id": ORCHESTRATOR_ID},
+        "Labels": {},
+        "Tasks": [
+            {
+                "Name": "main",
+                "Engine": {
+                    "Type": "docker",
+                    "Params": {"Image": "ubuntu:24.04", "Entrypoint": ["echo", "hi"]},
+                },
+                "Publisher": {"Type": "local"},
+                "Resources": {"CPU": "0.5", "Memory": "512mb"},
+                "Network": {"Type": "None"},
+                "Timeouts": {"TotalTimeout": 1800},
+            }
+        ],
+        "State": {"StateType": "Completed", "Message": ""},
+        "Version": 0,
+        "Revision": 7,
+        "CreateTime": _ago(1800),
+        "ModifyTime": _ago(1200),
+    }
+
+
+def bacalhau_executions(version: str) -> list[dict[str, Any]]:
+    """The job's executions, their states numbered as a server of `version` numbers them."""
+    numbers = OLD_EXECUTION_NUMBERS if version_tuple(version) < (1, 6) else NEW_EXECUTION_NUMBERS
+    if version_tuple(version) >= (1, 6):
+        states = [s if s != "BidAccepted" else "Running" for s in BACALHAU_EXECUTION_STATES]
+    else:
+        states = BACALHAU_EXECUTION_STATES
+    out = []
+    for n, state in enumerate(states, start=1):
+        done = state in ("Completed", "Failed", "BidRejected", "Cancelled")
+        out.append(
+            {
+                "ID": f"e-{n:08x}-6a45-457e-825c-40fd2fad768f",
+                "Namespace": "default",
+                "EvalID": "5d1c7b2e-0f3a-4b6c-9d8e-7f6a5b4c3d2e",
+                "Name": BACALHAU_JOB_ID,
+                "NodeID": PEER_ID if n % 2 else UUID_NODE_ID,
+                "JobID": BACALHAU_JOB_ID,
+                "AllocatedResources": {"Tasks": {"main": {"CPU": 0.5, "Memory": 512 * 10**6}}},
+                "DesiredState": {"StateType": 2 if done else 1, "Message": ""},
+                "ComputeState": {"StateType": numbers[state], "Message": ""},
+                "PublishedResult": {"Type": ""},
+                "RunOutput": {"Stdout": "hi\n", "stderr": "", "ExitCode": 0, "ErrorMsg": ""}
+                if state == "Completed"
+                else None,
+                "Revision": 3,
+                "CreateTime": _ago(1700 - n),
+                "ModifyTime": _ago(1300 - n),
+            }
+        )
+    return out
+
+
+def bacalhau_history(version: str) -> list[dict[str, Any]]:
+    """Execution-level history: each execution from New to where it ended."""
+    numbers = OLD_EXECUTION_NUMBERS if version_tuple(version) < (1, 6) else NEW_EXECUTION_NUMBERS
+    out = []
+    for seq, execution in enumerate(bacalhau_executions(version), start=1):
+        out.append(
+            {
+                "Type": "ExecutionLevel",
+                "JobID": BACALHAU_JOB_ID,
+                "NodeID": execution["NodeID"],
+                "ExecutionID": execution["ID"],
+                "ExecutionState": {
+                    "Previous": numbers["New"],
+                    "New": execution["ComputeState"]["StateType"],
+                },
+                "NewRevision": seq,
+                "Time": _iso(1300 - seq),
+            }
+        )
+    return out
+
+
+class BacalhauApi(FakeApi):
+    """A Bacalhau orchestrator of the given version, behind the TUI's `ApiLike`: its answers
+    are Bacalhau's JSON, turned into models as the API client turns them."""
+
+    base_url = "http://bacalhau:1234"
+
+    def __init__(self, version: str = "v1.7.0") -> None:
+        super().__init__()
+        self.version = version
+        self.nodes = [NodeState.model_validate(n) for n in bacalhau_nodes(version)]
+        job = Job.model_validate(bacalhau_job())
+        self.jobs = [job]
+        self.executions = {
+            job.ID: [Execution.model_validate(e) for e in bacalhau_executions(version)]
+        }
+        self.history_items = [JobHistory.model_validate(h) for h in bacalhau_history(version)]
+
+    def _history(self, job: Job) -> list[JobHistory]:
+        return list(self.history_items)
+
+    async def agent_version(self) -> dict[str, Any]:
+        return bacalhau_version(self.version)
+
+
+def bacalhau_app(version: str) -> web.Application:
+    """A Bacalhau orchestrator of `version` as its HTTP API answers (its JSON, not its
+    code): for tests that need the real API client in the path (the TUI's, the CLI's)."""
+
+    def page(items: list[Any]) -> web.Response:
+        return web.json_response({"Items": items, "NextToken": ""})
+
+    async def jobs(_request: web.Request) -> web.Response:
+        return page([bacalhau_job()])
+
+    async def job(request: web.Request) -> web.Response:
+        body: dict[str, Any] = {"Job": bacalhau_job()}
+        include = request.query.get("include", "")
+        if "history" in include:
+            body["History"] = {"Items": bacalhau_history(version), "NextToken": ""}
+        if "executions" in include:
+            body["Executions"] = {"Items": bacalhau_executions(version), "NextToken": ""}
+        return web.json_response(body)
+
+    async def executions(_request: web.Request) -> web.Response:
+        return page(bacalhau_executions(version))
+
+    async def history(_request: web.Request) -> web.Response:
+        return page(bacalhau_history(version))
+
+    async def nodes(_request: web.Request) -> web.Response:
+        return web.json_response({"Nodes": bacalhau_nodes(version), "NextToken": ""})
+
+    async def agent_version(_request: web.Request) -> web.Response:
+        return web.json_response(bacalhau_version(version))
+
+    app = web.Application()
+    prefix = "/api/v1/orchestrator"
+    app.router.add_get(f"{prefix}/jobs", jobs)
+    app.router.add_get(f"{prefix}/jobs/{{id}}", job)
+    app.router.add_get(f"{prefix}/jobs/{{id}}/executions", executions)
+    app.router.add_get(f"{prefix}/jobs/{{id}}/history", history)
+    app.router.add_get(f"{prefix}/nodes", nodes)
+    app.router.add_get("/api/v1/agent/version", agent_version)
+    return app

@@ -17,14 +17,29 @@ from textual.message import Message
 from textual.widgets import Static
 
 from edge.client import ApiError, ApiUnreachable
+from edge.models import NodeState
 from tui import BacedgeApp, ClusterTarget
 from tui.commands import BacedgeCommands
 from tui.messages import ActionFinished, LinkChanged
-from tui.screens import CommandLogScreen, ConfirmScreen, HelpScreen, NodeDetailScreen
+from tui.screens import (
+    CommandLogScreen,
+    ConfirmScreen,
+    DownloadScreen,
+    HelpScreen,
+    JobDetailScreen,
+    NodeDetailScreen,
+)
 from tui.widgets import ConnectionBanner, KeyedTable
 
-from .conftest import text_of, until
-from .fake_api import NOW, FakeApi
+from .conftest import serving, text_of, until
+from .fake_api import (
+    BACALHAU_JOB_ID,
+    NOW,
+    PEER_ID,
+    BacalhauApi,
+    FakeApi,
+    published_results,
+)
 
 
 def fake_app(api: FakeApi | None = None, **options: Any) -> BacedgeApp:
@@ -83,13 +98,8 @@ async def garbage_server() -> AsyncIterator[str]:
     app.router.add_get("/api/v1/orchestrator/jobs", jobs)
     app.router.add_get("/api/v1/orchestrator/nodes", nodes)
     app.router.add_get("/api/v1/agent/version", version)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 async def test_malformed_answers_through_the_real_client(garbage_server: str) -> None:
@@ -192,3 +202,109 @@ async def test_pause_stops_polling_and_ctrl_r_still_refreshes() -> None:
         assert "paused" in header
         await pilot.press("p")
         await until(pilot, lambda: polls >= settled + 3, "polling again")
+
+
+# --------------------------------------------------------------------------- Bacalhau servers
+
+
+def _columns_on_screen(table: KeyedTable) -> dict[str, tuple[int, int]]:
+    """Each column's first and last screen column in the table."""
+    out, x = {}, 0
+    for column in table.ordered_columns:
+        width = column.get_render_width(table)
+        out[str(column.label)] = (x, x + width - 1)
+        x += width
+    return out
+
+
+async def test_bacalhau_nodes_fit_160_columns_with_peer_ids_and_mib_gpus() -> None:
+    app = fake_app(BacalhauApi("v1.7.0"), start="nodes")
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await until(
+            pilot, lambda: app.screen.query("#nodes-table").first(KeyedTable), "nodes"
+        )
+        await until(pilot, lambda: table.row_count == 3, "the nodes")
+        columns = _columns_on_screen(table)
+        assert all(last < table.size.width for _, last in columns.values()), columns
+        assert {"DISK", "GPUS"} <= set(columns)
+        row = [cell.text for cell in table.cells(PEER_ID) or ()]
+        assert row[0] == "QmXaXu9N" and len(PEER_ID) == 46
+        assert "Tesla T4 15.0 GiB" in row and "120.0 GiB" in row
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        columns = _columns_on_screen(table)
+        for name in ("ID", "NAME", "STATUS", "APPROVAL", "CPU"):  # what matters most, first
+            assert columns[name][1] < table.size.width, name
+        table.select_key(PEER_ID)
+        await pilot.press("enter")
+        detail = await until(
+            pilot, lambda: isinstance(app.screen, NodeDetailScreen) and app.screen, "detail"
+        )
+        gpus = detail.query_one("#node-gpus", KeyedTable)
+        await until(pilot, lambda: gpus.row_count == 1, "the GPU")
+        assert [c.text for c in gpus.cells("0") or ()] == [
+            "0", "Tesla T4", "15.0 GiB", "", "", "00000000:00:1E.0",
+        ]  # fmt: skip
+
+
+async def test_nodes_that_cannot_be_read_are_reported_on_screen() -> None:
+    api = BacalhauApi("v1.5.1")
+    api.nodes.append(NodeState.model_validate({"Peers": {"Qm…": ["/ip4/…"]}}))
+    app = fake_app(api, start="nodes")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await until(pilot, lambda: app.data.loaded, "data")
+        status = app.screen.query_one("#table-status", Static)
+        await until(pilot, lambda: "1 nodes not shown" in text_of(status), "the warning")
+        assert "Bacalhau v1.5.1" in text_of(status)
+
+
+async def test_an_old_bacalhau_through_the_real_client(bacalhau_151: str) -> None:
+    app = BacedgeApp(
+        ClusterTarget(bacalhau_151), refresh_interval=0.2, start="executions", clock=lambda: NOW
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = await until(
+            pilot, lambda: app.screen.query("#executions-table").first(KeyedTable), "table"
+        )
+        await until(pilot, lambda: table.row_count == 5, "the executions")
+        states = {key: (table.cells(key) or ())[3].text for key in table.keys}
+        assert sorted(states.values()) == sorted(
+            ["Completed", "Failed", "BidRejected", "Cancelled", "BidAccepted"]
+        )
+        assert all(node.connected for node in app.data.nodes.values())
+        assert len(app.data.nodes) == 3 and app.data.nodes_unreadable == 0
+        header = text_of(app.screen.query_one("#header-right", Static))
+        assert "Bacalhau v1.5.1" in header
+        app.open_job(BACALHAU_JOB_ID)
+        await until(pilot, lambda: app.data.detail is not None, "the job's detail")
+        assert app.data.detail is not None
+        assert app.data.detail.history[0].state_text == "New → Completed"
+
+
+async def test_the_palette_offers_downloading_results_read_only() -> None:
+    api = FakeApi()
+    job = published_results(api)
+    app = fake_app(api, start="jobs", read_only=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: job.ID in app.data.jobs, "the jobs")
+        app.selected_job = job.ID
+        (download,) = [
+            callback
+            for name, _, callback in BacedgeCommands(app.screen)._commands()
+            if name == "Download results of job vibration-fft"
+        ]
+        download()
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, DownloadScreen) and app.screen, "the dialog"
+        )
+        assert isinstance(dialog, DownloadScreen)
+        assert "4 completed executions" in text_of(dialog.query_one("#dialog-question", Static))
+        command = dialog.query_one("#dialog-command", Static)
+        await until(pilot, lambda: text_of(command).strip(), "the command")
+        assert text_of(command).strip() == (
+            f"$ bacedge job get {job.ID} --output-dir ./job-00000002 --profile lab"
+        )
+        await pilot.press("escape")
+        screen = app.screen
+        assert isinstance(screen, JobDetailScreen) and screen.tabs.active == "results"
+        assert app.command_log == [], "cancelled: nothing downloaded"

@@ -1,7 +1,9 @@
-"""`--profile` on every client command, `bacedge tui` options, and `bacedge devstack`."""
+"""`--profile` on every client command, `bacedge tui` options, `bacedge devstack`, and the
+job commands against a Bacalhau older than 1.6."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from pathlib import Path
@@ -14,6 +16,7 @@ from edge.cli.main import cli
 from tests.integration.cluster import BACEDGE, Cluster, free_port, wait_until
 
 from .conftest import noop_job
+from .fake_api import BACALHAU_JOB_ID
 
 
 @pytest.fixture
@@ -123,3 +126,30 @@ def test_devstack_runs_n_compute_nodes_in_one_process(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     assert not Path(root).exists(), "the temporary data dir is removed on exit"
+
+
+async def test_job_commands_read_an_old_bacalhau_by_its_version(
+    bacalhau_151: str, tmp_path: Path
+) -> None:
+    """Bacalhau v1.5.1 numbers execution states without Running and Publishing (its 7 is
+    Completed, today's Publishing): the CLI asks the server's version and shows what it
+    meant, and `job get` finds the completed execution."""
+    meant = ["Completed", "Failed", "BidRejected", "Cancelled", "BidAccepted"]
+    api = ("--api", bacalhau_151)
+    code, out = await asyncio.to_thread(run, "job", "executions", BACALHAU_JOB_ID, *api)
+    assert code == 0, out
+    assert [line.split()[5] for line in out.splitlines()[1:]] == meant
+    code, out = await asyncio.to_thread(run, "job", "history", BACALHAU_JOB_ID, *api)
+    assert code == 0, out
+    assert [line.split("→ ")[1].split()[0] for line in out.splitlines()[1:]] == meant
+    code, out = await asyncio.to_thread(run, "job", "describe", BACALHAU_JOB_ID, *api)
+    assert code == 0, out
+    summary = out.split("Summary\n")[1].split("\n\n")[0].splitlines()
+    assert sorted(line.split("=")[0].strip() for line in summary) == sorted(meant)
+    assert "Publishing" not in out
+    target = tmp_path / "results"
+    code, out = await asyncio.to_thread(
+        run, "job", "get", BACALHAU_JOB_ID, "--output-dir", str(target), *api
+    )
+    assert code == 0, out
+    assert (target / "stdout").read_text() == "hi\n"

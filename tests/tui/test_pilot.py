@@ -6,15 +6,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from textual.message import Message
-from textual.widgets import Input, Static
+from textual.widgets import Button, Input, Static
 
 from edge.cli.output import display_id
 from tests.integration.cluster import Cluster
 from tui import BacedgeApp, ClusterTarget
 from tui.commands import BacedgeCommands
 from tui.messages import ActionFinished, ActionStarted, DataRefreshed
-from tui.screens import ConfirmScreen, JobDetailScreen, JobsScreen, LogsScreen, SubmitScreen
+from tui.screens import (
+    ConfirmScreen,
+    DownloadScreen,
+    JobDetailScreen,
+    JobsScreen,
+    LogsScreen,
+    SubmitScreen,
+)
 from tui.widgets import ConnectionBanner, KeyedTable, LogView
 from tui.widgets.log_view import ERROR_RE
 
@@ -75,7 +83,7 @@ async def test_jobs_screen_rows_match_the_api(cluster: Cluster) -> None:
             assert cells[3].text == job["State"]["StateType"]
             assert cells[5].text == job["Tasks"][0]["Engine"]["Type"]
         # Executions running/total are fetched for the rows on screen.
-        totals = {j: f"0/{len(cluster.job(j)['Executions'])}" for j in ids}
+        totals = {j: f"0/{len(cluster.executions(j))}" for j in ids}
         await until(
             pilot,
             lambda: all(table.cells(j)[4].text == t for j, t in totals.items()),  # type: ignore[index]
@@ -427,14 +435,19 @@ async def test_submit_validates_before_sending(cluster: Cluster, tmp_path: Path)
         dialog = await until(
             pilot, lambda: isinstance(app.screen, SubmitScreen) and app.screen, "the dialog"
         )
+        await until(pilot, lambda: len(dialog.query("#submit")) == 1, "the dialog's buttons")
         field = dialog.query_one("#path", Input)
         field.value = str(bad)
+        await pilot.pause()  # the dialog re-lays itself out on a change: click after that
         await pilot.click("#submit")
         problems = text_of(dialog.query_one("#problems", Static))
         assert "Tasks[0].Engine.Params.Image" in problems, problems
         assert isinstance(app.screen, SubmitScreen), "not sent"
         assert not any(isinstance(m, ActionStarted) for m in posted)
         field.value = str(good)
+        await pilot.pause()
+        submit = dialog.query_one("#submit")  # a Button ignores clicks for 0.2 s after one
+        await until(pilot, lambda: not submit.has_class("-active"), "the button released")
         await pilot.click("#submit")
         done = await until(
             pilot, lambda: [m for m in posted if isinstance(m, ActionFinished)], "the submission"
@@ -447,3 +460,84 @@ async def test_submit_validates_before_sending(cluster: Cluster, tmp_path: Path)
             "the submitted job in the TUI",
         )
         cluster.wait_state(job_id, "Completed")
+
+
+async def test_results_tab_downloads_into_a_folder_even_read_only(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default folder is ./job-<id>
+    job_id = cluster.submit(
+        wasm_job(
+            unique("results"),
+            "io",
+            ["/input.txt", "/outputs/copy.txt"],
+            files={"/input.txt": "edge data\n"},
+            results={"outputs": "/outputs"},
+        )
+    )
+    cluster.wait_state(job_id, "Completed")
+    (execution,) = cluster.executions(job_id)
+    posted: list[Message] = []
+    app = make_app(cluster, start="jobs", read_only=True)  # downloading changes nothing
+    async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+        await until(pilot, lambda: job_id in app.data.jobs, "the job")
+        app.selected_job = job_id
+        commands = [name for name, _, _ in BacedgeCommands(app.screen)._commands()]
+        assert any(c.startswith("Download results of job") for c in commands)
+        app.open_job(job_id)
+        screen = await until(
+            pilot, lambda: isinstance(app.screen, JobDetailScreen) and app.screen, "the job"
+        )
+        assert isinstance(screen, JobDetailScreen)
+        await pilot.press("left_square_bracket")  # Results is the last tab
+        assert screen.tabs.active == "results"
+        table = screen.query_one("#job-results", KeyedTable)
+        await until(pilot, lambda: table.row_count == 1, "the completed execution")
+        cells = table.cells(execution["ID"])
+        assert cells is not None
+        url = execution["PublishedResult"]["Params"]["URL"]  # the node's, on :6001
+        assert cells[0].text == display_id(execution["ID"]) and cells[1].text in ("c1", "c2")
+        assert [c.text for c in cells[2:4]] == ["urlDownload", url]
+        assert cells[4].text == "", "the size is known once downloaded"
+
+        async def download(overwrite: bool = False) -> ActionFinished:
+            seen = sum(isinstance(m, ActionFinished) for m in posted)
+            await pilot.press("d")
+            dialog = await until(
+                pilot, lambda: isinstance(app.screen, DownloadScreen) and app.screen, "the dialog"
+            )
+            assert isinstance(dialog, DownloadScreen)
+            assert dialog.query_one("#folder", Input).value == folder
+            await pilot.press("enter")
+            if overwrite:  # a folder that is not empty: asked first, like --force
+                assert app.screen is dialog
+                assert str(dialog.query_one("#ok", Button).label) == "Overwrite"
+                assert "not empty" in text_of(dialog.query_one("#problems", Static))
+                await pilot.press("enter")
+            done = await until(
+                pilot,
+                lambda: [m for m in posted if isinstance(m, ActionFinished)][seen:],
+                "the download",
+            )
+            return done[0]
+
+        folder = f"./job-{job_id.removeprefix('j-')[:8]}"
+        finished = await download()
+        assert finished.entry.ok, finished.entry.message
+        assert finished.entry.command == (
+            f"bacedge job get {job_id} --output-dir {folder} --api {cluster.api}"
+        )
+        out = tmp_path / folder
+        assert (out / "stdout").read_text() == "edge data\n"
+        assert (out / "exitCode").read_text().strip() == "0"
+        assert (out / "outputs" / "copy.txt").read_text() == "edge data\n"
+        status = screen.query_one("#results-status", Static)
+        assert f"to {out}" in text_of(status)
+        await until(pilot, lambda: table.cells(execution["ID"])[4].text != "", "the size")  # type: ignore[index]
+
+        (out / "stdout").write_text("stale\n")
+        finished = await download(overwrite=True)
+        assert finished.entry.ok and finished.entry.command.endswith(
+            f"--output-dir {folder} --force --api {cluster.api}"
+        )
+        assert (out / "stdout").read_text() == "edge data\n"

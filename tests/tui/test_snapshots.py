@@ -16,10 +16,10 @@ import pytest
 from textual.pilot import Pilot
 
 from tui import BacedgeApp, ClusterTarget
-from tui.screens import NodeDetailScreen
+from tui.screens import JobDetailScreen, NodeDetailScreen
 from tui.widgets import KeyedTable, LogView
 
-from .fake_api import NOW, FakeApi
+from .fake_api import NOW, BacalhauApi, FakeApi, published_results
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 Snap = Callable[..., bool]
@@ -39,10 +39,10 @@ def utc() -> Iterator[None]:
     time.tzset()
 
 
-def make_app(start: str = "overview", **options: Any) -> BacedgeApp:
+def make_app(start: str = "overview", api: FakeApi | None = None, **options: Any) -> BacedgeApp:
     return BacedgeApp(
         ClusterTarget("http://10.1.0.2:1234", profile="plant-a"),
-        api=FakeApi(),
+        api=api or FakeApi(),
         clock=lambda: NOW,
         start=start,
         refresh_interval=3600,
@@ -128,6 +128,21 @@ def test_job_detail_executions_tab(snap_compare: Snap) -> None:
     assert snap_compare(make_app("jobs"), terminal_size=(160, 48), run_before=run)
 
 
+def test_job_detail_results_tab(snap_compare: Snap) -> None:
+    api = FakeApi()
+    job = published_results(api)
+
+    async def open_results(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, BacedgeApp)
+        app.open_job(job.ID)
+        while not isinstance(app.screen, JobDetailScreen):
+            await pilot.pause(0.02)
+
+    run = then(open_results, press("left_square_bracket"))  # Results, the last tab
+    assert snap_compare(make_app("jobs", api=api), terminal_size=(160, 30), run_before=run)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_executions(snap_compare: Snap, size: tuple[int, int]) -> None:
     assert snap_compare(make_app("executions"), terminal_size=size, run_before=then())
@@ -165,3 +180,24 @@ def test_confirm_stop(snap_compare: Snap) -> None:
 def test_read_only_jobs(snap_compare: Snap) -> None:
     app = make_app("jobs", read_only=True)
     assert snap_compare(app, terminal_size=(80, 24), run_before=then())
+
+
+# Attached to Bacalhau: its peer-style node IDs, GPU memory in MiB and no measured use, and
+# a v1.5.1 server's execution states in the old numbering.
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_bacalhau_nodes(snap_compare: Snap, size: tuple[int, int]) -> None:
+    app = make_app("nodes", api=BacalhauApi("v1.7.0"))
+    assert snap_compare(app, terminal_size=size, run_before=then())
+
+
+def test_bacalhau_node_detail_t4(snap_compare: Snap) -> None:
+    app = make_app("nodes", api=BacalhauApi("v1.7.0"))
+    run = then(press("enter"), _node_detail)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=run)
+
+
+def test_bacalhau_151_executions(snap_compare: Snap) -> None:
+    app = make_app("executions", api=BacalhauApi("v1.5.1"))
+    assert snap_compare(app, terminal_size=(160, 48), run_before=then())

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 
-from edge.client import LOG_STDERR, LOG_STDOUT, ApiError
-from edge.models import Job, JobState, JobStateType
-from tui.client import BULK_PAGE, DELTA_OVERLAP_NS, Fetcher, Needs
+from edge.client import LOG_STDERR, LOG_STDOUT, ApiError, ApiUnreachable
+from edge.models import Job, JobState, JobStateType, NodeState
+from edge.models.compat import Server, server_from_version
+from tui.client import BULK_PAGE, DELTA_OVERLAP_NS, Fetcher, Needs, PollResult
 from tui.data import ClusterData
 from tui.filters import FilterError, parse_filter
 from tui.views import (
@@ -22,14 +23,26 @@ from tui.views import (
     JOB_FIELDS,
     SortSpec,
     age_expiry,
+    gpu_summary,
     job_haystack,
     job_row,
+    node_row,
     overview,
     sort_keys,
 )
 from tui.widgets import Cell, Column, KeyedTable, LogView
 
-from .fake_api import NOW_NS, SECOND, FakeApi, _job
+from .fake_api import (
+    BACALHAU_EXECUTION_STATES,
+    BACALHAU_JOB_ID,
+    NOW_NS,
+    PEER_ID,
+    SECOND,
+    BacalhauApi,
+    FakeApi,
+    _job,
+    bacalhau_version,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,6 +206,92 @@ async def test_executions_are_fetched_for_what_is_shown_and_cached() -> None:
         data.apply(result)
     assert calls.count(done) == 1 and calls.count(active) == 3
     assert len(data.executions[active]) == 1
+
+
+# --------------------------------------------------------------------------- Bacalhau servers
+
+
+def test_server_version_in_every_shape() -> None:
+    bacalhau = server_from_version(bacalhau_version("v1.5.1"))
+    assert bacalhau == Server("Bacalhau", "v1.5.1", (1, 5, 1))
+    assert bacalhau.legacy_execution_states and bacalhau.label == "Bacalhau v1.5.1"
+    lower = server_from_version({"major": "1", "minor": "7", "gitversion": "v1.7.0-rc2"})
+    assert lower.release == (1, 7, 0) and not lower.legacy_execution_states
+    wrapped = {"BuildVersionInfo": {"GitVersion": "v0.1.0", "Product": "bacedge"}}
+    for answer in (wrapped, wrapped["BuildVersionInfo"]):  # bacedge's old and flat answers
+        ours = server_from_version(answer)
+        assert ours.product == "bacedge" and ours.label == "v0.1.0"
+        assert not ours.legacy_execution_states
+    assert server_from_version({"Version": {"Major": "1", "Minor": "4"}}).release == (1, 4, 0)
+    assert server_from_version({}) == Server()
+    assert not Server().legacy_execution_states
+
+
+@pytest.mark.parametrize("version", ["v1.5.1", "v1.4.2", "v1.7.0"])
+async def test_execution_states_mean_what_the_server_meant(version: str) -> None:
+    """Bacalhau up to 1.5 sent 7 for Completed, which is Publishing today: read by version."""
+    api = BacalhauApi(version)
+    fetcher = Fetcher(api)
+    data = ClusterData()
+    for _ in range(2):
+        needs = Needs(executions_for=(BACALHAU_JOB_ID,), job=BACALHAU_JOB_ID)
+        result = await fetcher.poll(needs, data.jobs, data.executions_marks, NOW_NS)
+        fetcher.commit(result)
+        data.apply(result)
+    expected = list(BACALHAU_EXECUTION_STATES)
+    if version == "v1.7.0":
+        expected[-1] = "Running"
+    assert [e.state.label for e in data.executions[BACALHAU_JOB_ID]] == expected
+    assert data.detail is not None
+    assert [e.state.label for e in data.detail.executions] == expected
+    assert [h.state_text for h in data.detail.history] == [f"New → {s}" for s in expected]
+    assert data.version == f"Bacalhau {version}"
+
+
+async def test_executions_wait_for_the_server_version() -> None:
+    """Without the version, an execution state cannot be read: none is shown until it is."""
+
+    class Flaky(BacalhauApi):
+        failures = 1
+
+        async def agent_version(self) -> dict[str, Any]:
+            if self.failures:
+                self.failures -= 1
+                raise ApiUnreachable(self.base_url, "connection reset")
+            return await super().agent_version()
+
+    fetcher = Fetcher(Flaky("v1.5.1"))
+    data = ClusterData()
+    needs = Needs(executions_for=(BACALHAU_JOB_ID,), job=BACALHAU_JOB_ID)
+    result = await fetcher.poll(needs, data.jobs, data.executions_marks, NOW_NS)
+    fetcher.commit(result)
+    data.apply(result)
+    assert data.jobs and data.nodes and not data.executions and data.detail is None
+    result = await fetcher.poll(needs, data.jobs, data.executions_marks, NOW_NS)
+    fetcher.commit(result)
+    data.apply(result)
+    assert [e.state.label for e in data.executions[BACALHAU_JOB_ID]][:2] == [
+        "Completed",
+        "Failed",
+    ]
+
+
+def test_bacalhau_gpu_memory_is_read_as_mib_and_unmeasured_use_is_not_shown() -> None:
+    t4_node = next(n for n in BacalhauApi("v1.5.1").nodes if n.Info.NodeID == PEER_ID)
+    assert gpu_summary(t4_node) == "Tesla T4 15.0 GiB"  # Memory: 15360 (MiB), no "0%"
+    cells = [c.text for c in node_row(t4_node)]
+    assert cells[0] == "QmXaXu9N"  # the 46-character peer ID, shortened as Bacalhau does
+    assert "Tesla T4 15.0 GiB" in cells and "0 B" not in " ".join(cells)
+    ours = FakeApi().nodes[0]  # bacedge measures use: shown per GPU
+    assert gpu_summary(ours) == "2x H100 80GB HBM3 80.0 GiB 35% 75%"
+
+
+def test_unreadable_nodes_are_counted_not_dropped_silently() -> None:
+    api = FakeApi()
+    data = ClusterData()
+    result = PollResult(nodes=[*api.nodes, NodeState.model_validate({"Peers": ["x"]})])
+    data.apply(result)
+    assert len(data.nodes) == 4 and data.nodes_unreadable == 1
 
 
 # --------------------------------------------------------------------------- keyed table

@@ -93,7 +93,7 @@ def _node() -> NodeState:
                         "Memory": 6 * gib,
                         "Disk": 60 * gib,
                         "GPU": 1,
-                        "GPUs": [{"Index": 0, "Name": "Orin", "Memory": 8 * gib}],
+                        "GPUs": [{"Index": 0, "Name": "Orin", "Memory": 8 * 1024}],  # MiB
                     },
                 },
             },
@@ -123,8 +123,22 @@ def test_durations_are_precise_when_short_and_coarse_when_long() -> None:
 
 
 def test_generated_ids_are_shortened_but_node_names_are_not() -> None:
+    """As Bacalhau's CLI shortens them (idgen.ShortID and ShortNodeID)."""
     assert display_id(JOB_ID) == "j-1a2b3c4d"
-    assert display_id("edge-jetson-01") == "edge-jetson-01"
+    assert display_id(NODE_ID) == "n-9c0d1e2f"
+    assert display_id("e-78faf114-6a45-457e-825c-40fd2fad768f") == "e-78faf114"
+    assert display_id("78faf114-6a45-457e-825c-40fd2fad768f") == "78faf114"  # older job IDs
+    assert display_id("QmXaXu9N5GNetatsvwnTfQqNtSeKAD6uCmarbh3LMRYAcF") == "QmXaXu9N"  # libp2p
+    for whole in (
+        "edge-jetson-01",
+        "hostname.domain.com",
+        "sub-domain.hostname.domain.com",
+        "i-0a1b2c3d4e5f6g7h8",  # an AWS instance ID
+        "4267434651811076444",  # a GCP instance ID
+        "e-78faf114",
+        "",
+    ):
+        assert display_id(whole) == whole
 
 
 def test_rfc3339_from_go_with_nanoseconds_and_z() -> None:
@@ -204,7 +218,14 @@ def test_describe_node_shows_capacity_and_gpus() -> None:
     text = describe_node(_node())
     assert re.search(r"^Approval\s+= APPROVED$", text, re.M)
     assert "CPU    = 3.5 / 4.0" in text
-    assert "0: NVIDIA Orin (8.0 GiB)" in text
+    assert "0: NVIDIA Orin (8.0 GiB)" in text  # Memory is MiB on the wire, as Bacalhau's
+
+
+def test_describe_node_shows_gpu_use_only_when_measured() -> None:
+    node = _node()
+    gpu = node.Info.ComputeNodeInfo.AvailableCapacity.GPUs[0]
+    gpu.MemoryUsed, gpu.Utilization = 2048, 0
+    assert "0: NVIDIA Orin (8.0 GiB, 2.0 GiB used, 0% busy)" in describe_node(node)
 
 
 def test_fields_skip_empty_values() -> None:

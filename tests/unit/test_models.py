@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from edge.models import (
     ComputeStateType,
     Execution,
+    GPUInfo,
     Job,
+    NodeConnection,
+    NodeMembership,
+    NodeState,
     ResourceError,
     RunOutput,
     parse_bytes,
@@ -76,3 +82,62 @@ def test_job_state_is_a_string_and_type_case_insensitive() -> None:
 def test_null_sections_take_defaults() -> None:
     job = Job.model_validate({"Labels": None, "Tasks": [{"Env": None, "InputSources": None}]})
     assert job.Labels == {} and job.task.Env == {} and job.task.InputSources == []
+
+
+def test_gpu_memory_is_mib_and_unmeasured_use_is_left_out() -> None:
+    """Bacalhau's GPU: {Index, Name, Vendor, Memory (MiB), PCIAddress}; bacedge's MemoryUsed
+    and Utilization travel only when measured, so an unmeasured GPU never reads as idle."""
+    t4 = GPUInfo.model_validate({"Index": 0, "Name": "Tesla T4", "Memory": 15360})
+    assert t4.memory_bytes == 15 * 2**30
+    assert t4.MemoryUsed is None and t4.Utilization is None and t4.memory_used_bytes is None
+    wire = t4.wire()
+    assert wire["Memory"] == 15360
+    assert "MemoryUsed" not in wire and "Utilization" not in wire
+    measured = GPUInfo(Memory=81559, MemoryUsed=0, Utilization=0).wire()
+    assert measured["MemoryUsed"] == 0 and measured["Utilization"] == 0  # idle, measured
+    assert GPUInfo.model_validate(measured) == GPUInfo(Memory=81559, MemoryUsed=0, Utilization=0)
+
+
+NODE_INFO = {"NodeID": "QmXaXu9N5GNetatsvwnTfQqNtSeKAD6uCmarbh3LMRYAcF", "NodeType": "Compute"}
+
+
+@pytest.mark.parametrize(
+    "shape, membership, status",
+    [
+        pytest.param(  # Bacalhau 1.6 and later
+            {
+                "Info": NODE_INFO,
+                "Membership": "PENDING",
+                "Connection": "CONNECTED",  # deprecated, still sent by 1.6
+                "ConnectionState": {
+                    "Status": "DISCONNECTED",
+                    "LastHeartbeat": "2025-01-01T00:00:00Z",
+                },
+            },
+            "PENDING",
+            "DISCONNECTED",
+            id="connection-state",
+        ),
+        pytest.param(  # Bacalhau up to 1.5
+            {"Info": NODE_INFO, "Membership": "REJECTED", "Connection": "DISCONNECTED"},
+            "REJECTED",
+            "DISCONNECTED",
+            id="connection-word",
+        ),
+        pytest.param(
+            {"Info": NODE_INFO, "Approval": "PENDING", "Liveness": "CONNECTED"},
+            "PENDING",
+            "CONNECTED",
+            id="approval-liveness",
+        ),
+        pytest.param(NODE_INFO, "APPROVED", "CONNECTED", id="node-info-only"),  # before approval
+    ],
+)
+def test_nodes_in_older_bacalhau_shapes(
+    shape: dict[str, Any], membership: str, status: str
+) -> None:
+    node = NodeState.model_validate(shape)
+    assert node.Info.NodeID == NODE_INFO["NodeID"]
+    assert node.Membership == NodeMembership(membership)
+    assert node.ConnectionState.Status == NodeConnection(status)
+    assert set(node.wire()) == {"Info", "Membership", "ConnectionState"}

@@ -13,8 +13,9 @@ import click
 import pytest
 from podman.errors import APIError
 
-from edge.cli.docker import build_docker_job, parse_selector
+from edge.cli.docker import build_docker_job
 from edge.cli.image import ArchivedImage, already_loaded, archive_images
+from edge.cli.placement import parse_selector
 from edge.cli.setup import (
     cgroup_mode,
     containers_conf,

@@ -109,7 +109,7 @@ async def test_inline_gzip_tarball_becomes_a_directory(tmp_path: Path) -> None:
 
 async def test_inline_tarball_cannot_escape(tmp_path: Path) -> None:
     uri = _tarball({"../evil.txt": b"x"})
-    with pytest.raises(InputError, match="not a plain file or directory inside the archive"):
+    with pytest.raises(InputError, match="would land outside the folder"):
         await InlineProvider().prepare(source("inline", "/src", URL=uri), tmp_path, StoragePolicy())
     assert not (tmp_path.parent / "evil.txt").exists()
 
@@ -322,6 +322,7 @@ async def test_prepare_inputs_unknown_type(tmp_path: Path) -> None:
         await prepare_inputs(sources, tmp_path, StoragePolicy(), build_input_providers())
     assert str(caught.value) == (
         "unknown input source type 'ipfs': supported are inline, local, urlDownload"
+        # (the S3 types join the list on nodes built with a config)
     )
     assert list(tmp_path.iterdir()) == []  # checked before anything was prepared
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 UNITS_DIR = Path(__file__).resolve().parents[2] / "systemd"
-UNITS = ["bacedge-orchestrator.service", "bacedge-compute.service"]
+NATS_UNITS = ["bacedge-orchestrator.service", "bacedge-compute.service"]
+UNITS = [*NATS_UNITS, "bacedge-store.service"]
 MAX_EXPOSURE = 2.0
 
 
@@ -59,8 +60,24 @@ def test_units_are_notify_with_watchdog_and_credentials(unit: str) -> None:
         "Restart=on-failure",
         "StartLimitBurst=",
         "StateDirectory=bacedge",
-        "LoadCredential=nats-token:",
         "NoNewPrivileges=yes",
+        "User=bacedge",
     ):
         assert line in text, f"{unit} lacks {line}"
+    if unit in NATS_UNITS:
+        assert "LoadCredential=nats-token:" in text, f"{unit} lacks its NATS token"
     assert "Environment=BACEDGE_NATS_TOKEN" not in text  # secrets travel as credentials
+
+
+def test_the_store_runs_before_the_nodes_that_use_it() -> None:
+    """Compute nodes read the store's credentials file when they start; the store unit
+    runs only the store, and nothing else pulls it in (it ships disabled)."""
+    store = (UNITS_DIR / "bacedge-store.service").read_text()
+    assert "ExecStart=/opt/bacedge/bin/bacedge serve --store --config" in store
+    assert "--orchestrator" not in store and "--compute" not in store
+    compute = (UNITS_DIR / "bacedge-compute.service").read_text()
+    assert "After=network-online.target bacedge-orchestrator.service bacedge-store.service" in (
+        compute
+    )
+    for unit in NATS_UNITS:
+        assert "Wants=bacedge-store" not in (UNITS_DIR / unit).read_text()

@@ -3,6 +3,7 @@
 from .base import WRITE_ACTIONS, BaseScreen, TableScreen
 from .command_log import CommandLogScreen
 from .confirm import ConfirmScreen
+from .download import DownloadScreen
 from .executions import ExecutionsScreen
 from .help import HelpScreen
 from .job_detail import JobDetailScreen
@@ -18,6 +19,7 @@ __all__ = [
     "BaseScreen",
     "CommandLogScreen",
     "ConfirmScreen",
+    "DownloadScreen",
     "ExecutionsScreen",
     "HelpScreen",
     "JobDetailScreen",

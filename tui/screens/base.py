@@ -154,9 +154,16 @@ class TableScreen(BaseScreen, Generic[T]):
         extra = self.status_extra()
         if extra:
             text.append(f" · {extra}", "dim")
+        warning = self.status_warning()
+        if warning:
+            text.append(f" · {warning}", "bold red")
         self.query_one("#table-status", Static).update(text)
 
     def status_extra(self) -> str:
+        return ""
+
+    def status_warning(self) -> str:
+        """Something about the rows the user must not miss (rows that could not be read)."""
         return ""
 
     # -- filter and sort -------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,7 +16,7 @@ from edge.cli.output import describe_node, display_id
 from edge.models import format_bytes
 
 from ..client import Needs
-from ..views import EXECUTION_COLUMNS, SortSpec, execution_row, sort_keys
+from ..views import EXECUTION_COLUMNS, SortSpec, execution_row, node_gpus, sort_keys
 from ..widgets.cells import Cell
 from ..widgets.table import Column, KeyedTable
 from .base import BaseScreen
@@ -66,17 +67,16 @@ class NodeDetailScreen(BaseScreen):
             info.update(Text(f"node {self.node_id} is not in the last answer", "yellow"))
             return
         info.update(Text(describe_node(node, colour=False)))
-        gpus = node.Info.ComputeNodeInfo.MaxCapacity.GPUs
-        rows = {
+        rows = {  # used and utilization only where measured: Bacalhau does not
             str(g.Index): (
                 Cell(str(g.Index), "", g.Index),
                 Cell(g.Name),
-                Cell(format_bytes(g.Memory) if g.Memory else "", "", g.Memory),
-                Cell(format_bytes(g.MemoryUsed) if g.Memory else "", "", g.MemoryUsed),
-                Cell(f"{g.Utilization}%", "", g.Utilization),
+                Cell(format_bytes(g.memory_bytes) if g.Memory else "", "", g.Memory),
+                Cell(_text(g.memory_used_bytes, format_bytes), "", _sort(g.MemoryUsed)),
+                Cell(_text(g.Utilization, "{}%".format), "", _sort(g.Utilization)),
                 Cell(g.PCIAddress),
             )
-            for g in gpus
+            for g in node_gpus(node)
         }
         table = self.query_one("#node-gpus", KeyedTable)
         table.display = bool(rows)
@@ -115,3 +115,11 @@ class NodeDetailScreen(BaseScreen):
 
     def action_delete_node(self) -> None:
         self._node_action("delete")
+
+
+def _text(value: int | None, show: Callable[[int], str]) -> str:
+    return "" if value is None else show(value)
+
+
+def _sort(value: int | None) -> int:
+    return -1 if value is None else value

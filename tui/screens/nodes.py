@@ -44,6 +44,16 @@ class NodesScreen(TableScreen[NodeState]):
         pending = sum(1 for n in self.items().values() if n.Membership.value == "PENDING")
         return f"{pending} waiting for approval" if pending else "Enter detail · a approve"
 
+    def status_warning(self) -> str:
+        data = self.bapp.data
+        if not data.nodes_unreadable:
+            return ""
+        server = f" from {data.version}" if data.version else ""
+        return (
+            f"{data.nodes_unreadable} nodes not shown: their shape{server} is not one "
+            "this TUI can read"
+        )
+
     def selected(self) -> NodeState | None:
         key = self.table.selected_key
         return self.bapp.data.nodes.get(key) if key else None

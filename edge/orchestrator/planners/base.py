@@ -1,0 +1,193 @@
+"""What every planner shares: the plan it returns, the nodes it places on, and the rules
+all job types follow (refused bids, drained nodes, restart delays, queue or fail)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from edge.models import (
+    LOST_DETAIL,
+    ComputeStateType,
+    Execution,
+    Job,
+    JobStateType,
+    Resources,
+)
+
+from ..nodes import LiveNode
+from ..scheduler import Placement, Reason, Unfit, explain, select_node, waiting_helps
+
+REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """Place partition `partition` of `partitions` on node `node_id`."""
+
+    node_id: str
+    partition: int
+    partitions: int
+
+
+@dataclass(frozen=True)
+class StopExecution:
+    """Stop a live execution (Cancelled: no failure of its task; drain, update, scale-down)."""
+
+    execution_id: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    """One planning step for one job, applied by the orchestrator service."""
+
+    create: list[NewExecution] = field(default_factory=list)
+    stop: list[StopExecution] = field(default_factory=list)
+    state: JobStateType | None = None  # the job's next state; None: as it is
+    message: str = ""  # why, for the job's state message
+    more: bool = False  # `plan_batch` executions placed: plan again at once for the rest
+    retry_in: float | None = None  # seconds until a delayed restart is due: plan again then
+
+    def wait(self, seconds: float) -> None:
+        self.retry_in = seconds if self.retry_in is None else min(self.retry_in, seconds)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """The orchestrator's settings and the moment of planning."""
+
+    now: int = 0  # unix ns
+    max_attempts: int = 3
+    plan_batch: int = 100
+    restart_delay: float = 1.0  # seconds before a long-running execution that exited restarts
+    restart_delay_max: float = 60.0  # the delay doubles with each quick exit, up to this
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def stable_after(self) -> float:
+        """An execution that ran this long (seconds) resets the restart delay."""
+        return 10 * self.restart_delay_max
+
+
+class NodePool:
+    """The nodes a plan may place on, with the plan's own placements counted on copies:
+    the orchestrator's nodes are left as they are until it applies the plan."""
+
+    def __init__(self, job: Job, nodes: Iterable[LiveNode]) -> None:
+        self.job = job
+        self.need: Resources = job.task.Resources.parse()
+        self.nodes: dict[str, LiveNode] = {}
+        self.connected = 0  # connected and approved, cordoned or not
+        self.closed: dict[str, Reason] = {}  # connected nodes that take no new work
+        for node in nodes:
+            self.nodes[node.node_id] = node
+            if node.schedulable:
+                self.connected += 1
+                if not node.eligible:
+                    status = node.state.Scheduling.Status.value.lower()
+                    self.closed[node.node_id] = Reason(Unfit.CORDONED, f"are {status}")
+        self.eligible = [n for n in self.nodes.values() if n.eligible]
+        self._planned = 0
+
+    def node(self, node_id: str) -> LiveNode | None:
+        return self.nodes.get(node_id)
+
+    def draining(self, execution: Execution) -> bool:
+        node = self.nodes.get(execution.NodeID)
+        return node is not None and node.draining
+
+    def drain_due(self, execution: Execution, now: int) -> bool:
+        """On a draining node whose deadline has passed: its work must move now."""
+        node = self.nodes.get(execution.NodeID)
+        deadline = node.drain_deadline if node is not None else None
+        return deadline is not None and now >= deadline
+
+    def select(
+        self, exclude: dict[str, Reason] | None = None, rng: random.Random | None = None
+    ) -> Placement:
+        """The best eligible node outside `exclude`, with why each other one was passed."""
+        exclude = exclude or {}
+        pool = [n for n in self.eligible if n.node_id not in exclude]
+        placement = select_node(self.job, self.need, pool, rng)
+        placement.reasons = {**self.closed, **exclude, **placement.reasons}
+        return placement
+
+    def take(self, node_id: str) -> None:
+        """Count one more execution of the job on the node, for the rest of this plan."""
+        node = self.nodes[node_id]
+        self._planned += 1
+        planned = replace(
+            node,
+            allocated=node.allocated.add(self.need),
+            active=node.active | {f"+{self._planned}"},
+        )
+        self.nodes[node_id] = planned
+        self.eligible = [planned if n.node_id == node_id else n for n in self.eligible]
+
+    def explain(self, reasons: dict[str, Reason]) -> str:
+        return explain(reasons, self.connected)
+
+
+def of_version(job: Job, executions: Iterable[Execution]) -> list[Execution]:
+    return [e for e in executions if e.JobVersion == job.Version]
+
+
+def by_partition(executions: Iterable[Execution]) -> dict[int, list[Execution]]:
+    out: dict[int, list[Execution]] = {}
+    for execution in executions:
+        out.setdefault(execution.PartitionIndex, []).append(execution)
+    return out
+
+
+def lost(execution: Execution) -> bool:
+    """Died with its node (crash, restart, outage), not because of its task."""
+    return LOST_DETAIL in execution.ComputeState.Details
+
+
+def refusals(executions: Iterable[Execution]) -> dict[str, Reason]:
+    """Nodes whose bidder refused the job (this version): not asked again."""
+    return {
+        e.NodeID: Reason(Unfit.REFUSED, f"refused the job ({e.ComputeState.Message})")
+        for e in executions
+        if e.state in REJECTED
+    }
+
+
+def unplaced(job: Job, pool: NodePool, reasons: dict[str, Reason], plan: Plan) -> None:
+    """Nothing could be placed and nothing runs: the job waits Queued when waiting can help
+    (no node yet, nodes only busy or cordoned) or its QueueTimeout allows it, else fails."""
+    why = pool.explain(reasons)
+    wait = pool.connected == 0 or waiting_helps(reasons)
+    plan.state = (
+        JobStateType.QUEUED if wait or job.task.Timeouts.QueueTimeout > 0 else JobStateType.FAILED
+    )
+    plan.message = why
+
+
+def drain_moves(executions: Iterable[Execution], pool: NodePool, now: int) -> list[StopExecution]:
+    """Live executions on draining nodes whose deadline has passed: stopped, to run elsewhere."""
+    return [
+        StopExecution(e.ID, f"node {e.NodeID} drained: the work moves to another node")
+        for e in executions
+        if not e.terminal and pool.drain_due(e, now)
+    ]
+
+
+def restart_wait(ended: Iterable[Execution], ctx: PlanContext) -> float:
+    """Seconds before a long-running partition whose execution exited may start again: the
+    delay doubles with each quick exit in a row (a crash loop backs off), and executions
+    lost with their node or stopped by the orchestrator do not count."""
+    streak, last_end = 0, 0
+    for execution in sorted(ended, key=lambda e: e.CreateTime, reverse=True):
+        if lost(execution) or execution.state in (ComputeStateType.CANCELLED, *REJECTED):
+            continue
+        if (execution.ModifyTime - execution.CreateTime) / 1e9 >= ctx.stable_after:
+            break
+        streak += 1
+        last_end = max(last_end, execution.ModifyTime)
+    if not streak:
+        return 0.0
+    delay = min(ctx.restart_delay * 2 ** (streak - 1), ctx.restart_delay_max)
+    return max(0.0, delay - (ctx.now - last_end) / 1e9)

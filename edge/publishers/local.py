@@ -1,0 +1,96 @@
+"""Publisher type "local": `<execution>.tar.gz` kept on the node and served over HTTP.
+
+As in Bacalhau, the result is `{Type: urlDownload, Params: {URL: http://ADDRESS:6001/<id>.tar.gz}}`.
+Unlike Bacalhau, a user never needs to reach that address: the orchestrator fetches the
+archive from the node over NATS (`GET .../jobs/{id}/executions/{execution}/result`), so
+`bacedge job get` works for nodes behind NAT or on links that only reach the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from edge.archive import pack
+from edge.models import SpecConfig
+
+from .base import PublishError, PublishRequest
+
+log = logging.getLogger("bacedge.publishers")
+
+ARCHIVE_NAME = re.compile(r"^(e-[A-Za-z0-9-]{1,64})\.tar\.gz$")
+
+
+def archive_path(published_dir: Path, execution_id: str) -> Path:
+    return published_dir / f"{execution_id}.tar.gz"
+
+
+class LocalPublisher:
+    types: tuple[str, ...] = ("local",)
+
+    def __init__(self, published_dir: Path, host: str, port: int, address: str = "") -> None:
+        self.published_dir = published_dir
+        self.host = host
+        self.port = port
+        self.address = address or ("127.0.0.1" if host in ("", "0.0.0.0", "::") else host)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Serves archives; a port already taken only costs direct downloads (the
+        orchestrator still relays them), so it is a warning, not a failed start."""
+        self.published_dir.mkdir(parents=True, exist_ok=True)
+        app = web.Application()
+        app.router.add_get("/{name}", self._serve)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            log.warning(
+                "local results server not started; results are still served through the "
+                "orchestrator",
+                extra={"port": self.port, "error": exc.strerror or str(exc)},
+            )
+            return
+        self._runner = runner
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def serving(self) -> bool:
+        return self._runner is not None
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        match = ARCHIVE_NAME.match(request.match_info["name"])
+        path = archive_path(self.published_dir, match.group(1)) if match else None
+        if path is None or not path.is_file():
+            raise web.HTTPNotFound(text="no such result on this node\n")
+        return web.FileResponse(path, headers={"Content-Type": "application/gzip"})
+
+    def problems(self, spec: SpecConfig) -> list[str]:
+        return []
+
+    async def publish(self, request: PublishRequest) -> SpecConfig:
+        target = archive_path(self.published_dir, request.execution.ID)
+        try:
+            self.published_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(pack, request.result_dir, target)
+        except OSError as exc:
+            raise PublishError(
+                f"cannot write {target.name} on the node ({exc.strerror or exc}): free disk space"
+            ) from None
+        url = f"http://{self.address}:{self.port}/{target.name}"
+        return SpecConfig(Type="urlDownload", Params={"URL": url})

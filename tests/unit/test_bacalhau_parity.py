@@ -1,0 +1,379 @@
+"""Wire shapes and rules checked against Bacalhau's published models and API (issue 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from edge.client import _parse_get_job, _parse_version
+from edge.compute.runner import task_env, task_inputs
+from edge.config import Config
+from edge.executors import enabled_engines
+from edge.jobspec import SpecError, SpecLimits, load_job, validate_job_spec
+from edge.models import (
+    AllocatedResources,
+    BuildVersionInfo,
+    Execution,
+    Job,
+    JobHistory,
+    NetworkConfig,
+    NetworkType,
+    NodeInfo,
+    NodeState,
+    Resources,
+)
+from edge.orchestrator.agent_config import bacalhau_config, go_duration
+from edge.orchestrator.history import execution_event, job_event
+from edge.orchestrator.nodes import LiveNode
+from edge.orchestrator.scheduler import matching_nodes
+
+# -- 1. GetJob nests History and Executions as list answers ---------------------------------
+
+
+def test_get_job_reads_bacalhau_list_answers_and_bare_lists() -> None:
+    execution = {"ID": "e-1", "ComputeState": {"StateType": 9}}
+    history = {"JobID": "j-1", "JobVersion": 2, "Type": "JobLevel"}
+    nested = {
+        "Job": {"ID": "j-1"},
+        "History": {"Items": [history], "NextToken": ""},
+        "Executions": {"Items": [execution], "NextToken": ""},
+    }
+    job, hist, execs = _parse_get_job(nested)
+    assert job.ID == "j-1" and hist is not None and execs is not None
+    assert hist[0].JobVersion == 2 and execs[0].ID == "e-1"
+    _, hist, execs = _parse_get_job({"Job": {}, "History": [history], "Executions": [execution]})
+    assert hist is not None and execs is not None and len(hist) == len(execs) == 1
+    assert _parse_get_job({"Job": {}})[1:] == (None, None)
+
+
+# -- 2. AllocatedResources: task name -> resources --------------------------------------
+
+
+def test_allocated_resources_are_keyed_by_task_name() -> None:
+    need = Resources(CPU=0.5, Memory=256 * 10**6)
+    execution = Execution(AllocatedResources=AllocatedResources(Tasks={"main": need}))
+    wire = execution.wire()["AllocatedResources"]
+    assert set(wire) == {"Tasks"} and set(wire["Tasks"]) == {"main"}
+    assert wire["Tasks"]["main"]["CPU"] == 0.5 and wire["Tasks"]["main"]["Memory"] == 256 * 10**6
+    assert execution.AllocatedResources.total().CPU == 0.5
+
+
+def test_allocated_resources_stored_flat_are_read_as_the_main_task() -> None:
+    old = Execution.model_validate({"AllocatedResources": {"Tasks": {"CPU": 1, "Memory": 5}}})
+    assert old.AllocatedResources.Tasks["main"].Memory == 5
+    assert Execution.model_validate({"AllocatedResources": {}}).AllocatedResources.Tasks == {}
+
+
+# -- 3. Network.Type in Bacalhau's spelling -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given, sent",
+    [
+        ("none", "None"),
+        ("NONE", "None"),
+        ("http", "HTTP"),
+        ("Http", "HTTP"),
+        ("host", "Host"),
+        ("full", "Full"),
+        ("bridge", "Bridge"),
+        ("", "Default"),
+        (None, "Default"),
+    ],
+)
+def test_network_type_any_case_in_bacalhau_spelling_out(given: str | None, sent: str) -> None:
+    network = NetworkConfig.model_validate({"Type": given})
+    assert network.wire()["Type"] == sent
+    assert NetworkConfig.model_validate(network.wire()) == network
+
+
+def test_unknown_network_type_is_a_spec_error_with_its_path() -> None:
+    problems = validate_job_spec(
+        {"Tasks": [{"Engine": {"Type": "noop"}, "Network": {"Type": "wifi"}}]}
+    )
+    assert problems and problems[0].startswith("Tasks[0].Network.Type: ")
+
+
+def test_network_type_enum_compares_by_member() -> None:
+    assert NetworkType("http") is NetworkType.HTTP
+    assert NetworkConfig().Type is NetworkType.DEFAULT
+
+
+# -- 5. version: BuildVersionInfo embedded, Bacalhau's JSON tags ----------------------------
+
+
+def test_version_is_flat_with_bacalhau_json_keys() -> None:
+    wire = BuildVersionInfo(Major="0", Minor="1", GitVersion="v0.1.0", GOOS="linux").wire()
+    assert wire["gitversion"] == "v0.1.0" and wire["major"] == "0" and wire["goos"] == "linux"
+    assert wire["builddate"] == "0001-01-01T00:00:00Z"  # a time a Go client can parse
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"gitversion": "v1.7.0", "major": "1", "minor": "7", "goarch": "amd64"},  # Bacalhau
+        {"GitVersion": "v1.7.0", "Major": "1", "Minor": "7", "GOARCH": "amd64"},
+        {"BuildVersionInfo": {"GitVersion": "v1.7.0", "Major": "1", "Minor": "7"}},  # older
+    ],
+)
+def test_client_reads_every_version_shape(body: dict[str, Any]) -> None:
+    info = _parse_version(body)
+    assert info["GitVersion"] == "v1.7.0" and info["Major"] == "1" and info["Minor"] == "7"
+
+
+# -- 4, 6. node type, protocols, history versions, agent config -------------------------
+
+
+def test_node_info_carries_supported_protocols() -> None:
+    assert NodeInfo().wire()["SupportedProtocols"] == ["bacedge/v1"]
+    theirs = NodeInfo.model_validate({"NodeType": "Requester", "SupportedProtocols": ["ncl/v1"]})
+    assert theirs.SupportedProtocols == ["ncl/v1"]
+
+
+def test_history_events_carry_the_job_version() -> None:
+    assert job_event("j-1", "Submission", "Job submitted", version=3).wire()["JobVersion"] == 3
+    event = execution_event("j-1", "e-1", "ExecutionState", "Running", version=2)
+    assert JobHistory.model_validate(event.wire()).JobVersion == 2
+
+
+def test_agent_config_uses_bacalhau_key_names_and_redacts_secrets() -> None:
+    config = Config.model_validate(
+        {
+            "node": {"labels": {"site": "a"}, "data_dir": "/var/lib/bacedge"},
+            "api": {"host": "0.0.0.0", "port": 1234},
+            "nats": {"token": "sekret"},
+            "orchestrator": {"auto_approve_nodes": False, "node_heartbeat_timeout": 45},
+            "compute": {"allowed_local_paths": ["/srv"], "heartbeat_interval": 15},
+        }
+    )
+    node = NodeInfo.model_validate({"ComputeNodeInfo": {"ExecutionEngines": ["noop", "wasm"]}})
+    out = bacalhau_config(config, node)
+    assert out["API"] == {"Host": "0.0.0.0", "Port": 1234}
+    assert out["DataDir"] == "/var/lib/bacedge" and out["Labels"] == {"site": "a"}
+    assert out["Orchestrator"]["Enabled"] and out["Compute"]["Enabled"]
+    assert out["Orchestrator"]["NodeManager"] == {
+        "DisconnectTimeout": "45s",
+        "ManualApproval": True,
+    }
+    assert out["Compute"]["AllowListedLocalPaths"] == ["/srv"]
+    assert out["Compute"]["Heartbeat"] == {"Interval": "15s"}
+    assert out["Engines"] == {"Disabled": ["docker"]}
+    assert out["Orchestrator"]["Auth"] == {"Token": "<redacted>"}
+    assert "sekret" not in repr(out) and isinstance(config.nats.token, SecretStr)
+    assert bacalhau_config(config, None)["Compute"]["Enabled"] is False
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(0, "0s"), (0.5, "500ms"), (15, "15s"), (90, "1m30s"), (1800, "30m0s"), (3600, "1h0m0s")],
+)
+def test_go_durations(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+
+
+# -- 7. Bacalhau's legacy wasm spec --------------------------------------------------------
+
+# testdata/jobs/wasm_legacy.yaml in bacalhau-project/bacalhau, with a shorter module.
+LEGACY_WASM = """\
+Name: Wasm Job
+Type: batch
+Count: 1
+Tasks:
+  - Name: main
+    Engine:
+      Type: wasm
+      Params:
+        EntryModule:
+          Alias: ""
+          Source:
+            Params:
+              URL: |-
+                data:application/wasm;base64,AGFzbQEAAAA=
+            Type: inline
+          Target: ""
+        Entrypoint: _start
+        EnvironmentVariables: null
+        ImportModules: []
+        Parameters: null
+"""
+
+
+def test_bacalhau_legacy_wasm_spec_is_rewritten_at_submission() -> None:
+    from edge.jobspec import parse_spec_text
+
+    job = load_job(parse_spec_text(LEGACY_WASM))
+    task = job.task
+    assert task.Engine.param("EntryModule") == "/main.wasm"
+    assert len(task.InputSources) == 1
+    source = task.InputSources[0]
+    assert source.Target == "/main.wasm" and source.Source.Type == "inline"
+    assert source.Source.param("URL") == "data:application/wasm;base64,AGFzbQEAAAA="
+    assert task_inputs(task) == [source]  # the node mounts it once
+    assert validate_job_spec(job.wire()) == []  # the rewritten job is valid as it stands
+
+
+def test_legacy_entry_module_target_does_not_clash_with_another_input() -> None:
+    spec: dict[str, Any] = {
+        "Tasks": [
+            {
+                "Engine": {
+                    "Type": "wasm",
+                    "Params": {
+                        "entrymodule": {
+                            "Alias": "app.wasm",
+                            "Source": {"Type": "inline", "Params": {"URL": "data:,x"}},
+                        }
+                    },
+                },
+                "InputSources": [
+                    {
+                        "Source": {"Type": "inline", "Params": {"URL": "data:,y"}},
+                        "Target": "/app.wasm",
+                    }
+                ],
+            }
+        ]
+    }
+    task = load_job(spec).task
+    entry = task.Engine.param("EntryModule")
+    assert entry == "/entry-module-1/app.wasm"
+    assert [s.Target for s in task.InputSources] == ["/app.wasm", entry]
+
+
+def test_a_broken_legacy_entry_module_is_reported_at_its_path() -> None:
+    problems = validate_job_spec(
+        {
+            "Tasks": [
+                {"Engine": {"Type": "wasm", "Params": {"EntryModule": {"Source": {"Type": "s3"}}}}}
+            ]
+        }
+    )
+    assert problems == ["Tasks[0].Engine.Params.EntryModule.Source.Params.Bucket: required"]
+
+
+# -- 9. partitions -------------------------------------------------------------------------
+
+
+def _node(node_id: str, engines: list[str], labels: dict[str, str]) -> LiveNode:
+    return LiveNode(
+        state=NodeState.model_validate(
+            {
+                "Info": {
+                    "NodeID": node_id,
+                    "Labels": labels,
+                    "ComputeNodeInfo": {
+                        "ExecutionEngines": engines,
+                        "MaxCapacity": {"CPU": 4, "Memory": 2**30, "Disk": 2**30},
+                    },
+                },
+                "ConnectionState": {"Status": "CONNECTED"},
+            }
+        )
+    )
+
+
+def test_ops_partitions_are_the_nodes_matching_engine_and_constraints() -> None:
+    job = Job.model_validate(
+        {
+            "Type": "ops",
+            "Constraints": [{"Key": "site", "Operator": "=", "Values": ["a"]}],
+            "Tasks": [{"Engine": {"Type": "noop"}}],
+        }
+    )
+    nodes = [
+        _node("n-1", ["noop"], {"site": "a"}),
+        _node("n-2", ["noop"], {"site": "a"}),
+        _node("n-3", ["noop"], {"site": "b"}),
+        _node("n-4", ["wasm"], {"site": "a"}),
+    ]
+    matching, reasons = matching_nodes(job, Resources(), nodes)
+    assert [n.node_id for n in matching] == ["n-1", "n-2"]
+    assert "labels that do not match" in str(reasons["n-3"]) and "'noop'" in str(reasons["n-4"])
+
+
+def test_partition_count_is_the_one_the_orchestrator_decided() -> None:
+    job = Job.model_validate({"Type": "ops", "Count": 0, "Tasks": [{"Engine": {"Type": "noop"}}]})
+    placed = Execution(ID="e-1", JobID="j-1", Job=job, PartitionIndex=1, PartitionCount=2)
+    env = task_env(placed, "n-1", 1)
+    assert env["BACALHAU_PARTITION_INDEX"] == "1" and env["BACALHAU_PARTITION_COUNT"] == "2"
+    # Placed by an orchestrator that did not say: the count still covers the index.
+    older = Execution(ID="e-2", JobID="j-1", Job=job, PartitionIndex=2)
+    assert task_env(older, "n-1", 1)["BACALHAU_PARTITION_COUNT"] == "3"
+
+
+# -- 8. engines ----------------------------------------------------------------------------
+
+
+def test_no_engine_list_means_every_engine_that_works_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from edge.executors import podman
+
+    monkeypatch.setattr(podman, "default_socket", lambda: str(tmp_path / "no-podman.sock"))
+    auto = enabled_engines([], {"docker": {"socket": ""}})
+    wasm_loads = importlib.util.find_spec("wasmer_sdk") is not None
+    assert auto == ["noop", "wasm"] if wasm_loads else ["noop"]  # no Podman answers here
+
+
+def test_a_configured_podman_socket_enables_docker(tmp_path: Path) -> None:
+    socket = {"docker": {"socket": str(tmp_path / "podman.sock")}}
+    assert enabled_engines(["noop"], socket) == ["noop", "docker"]
+    assert enabled_engines(["podman"], socket) == ["docker"]
+    assert enabled_engines(["noop"], {"docker": {"socket": ""}}) == ["noop"]
+    assert "docker" in enabled_engines([], socket)
+
+
+def test_config_engines_default_to_auto() -> None:
+    assert Config().compute.engines == []
+
+
+# -- 10. bounds ----------------------------------------------------------------------------
+
+
+def test_a_huge_count_is_refused_naming_the_field_and_the_limit() -> None:
+    limits = SpecLimits(max_count=1000, max_timeout=86400, source="[orchestrator]")
+    spec = {"Count": 100_000_000, "Tasks": [{"Engine": {"Type": "noop"}}]}
+    with pytest.raises(SpecError) as caught:
+        load_job(spec, limits)
+    assert caught.value.problems == [
+        "Count: 100000000 is more than the limit of 1000 ([orchestrator] max_count)"
+    ]
+    assert load_job({**spec, "Count": 1000}, limits).Count == 1000
+
+
+@pytest.mark.parametrize(
+    "job, fragment",
+    [
+        ({"Priority": -1}, "Priority: must be 0 or more (got -1)"),
+        ({"Priority": 10**30}, "Priority: 1e+30 is more than the limit of 2147483647"),
+        ({"Count": 10**30}, "Count: 1e+30 is more than the limit of 1000"),
+        (
+            {"Tasks": [{"Engine": {"Type": "noop"}, "Resources": {"CPU": "1" + "0" * 30}}]},
+            "Tasks[0].Resources.CPU: 1e+30 is more than the limit of 100000 cores",
+        ),
+        (
+            {"Tasks": [{"Engine": {"Type": "noop"}, "Resources": {"Memory": "9999999Pb"}}]},
+            "Tasks[0].Resources.Memory: ",
+        ),
+        (
+            {"Tasks": [{"Engine": {"Type": "noop"}, "Resources": {"GPU": "100000"}}]},
+            "Tasks[0].Resources.GPU: 100000 is more than the limit of 1024",
+        ),
+        (
+            {"Tasks": [{"Engine": {"Type": "noop"}, "Timeouts": {"TotalTimeout": 90000}}]},
+            "Tasks[0].Timeouts.TotalTimeout: 90000 is more than the limit of 86400 seconds "
+            "([orchestrator] max_timeout)",
+        ),
+        ({"Count": 1e400}, "Count: "),
+    ],
+)
+def test_absurd_numbers_are_refused_cleanly(job: dict[str, Any], fragment: str) -> None:
+    spec = {"Tasks": [{"Engine": {"Type": "noop"}}], **job}
+    limits = SpecLimits(max_count=1000, max_timeout=86400, source="[orchestrator]")
+    problems = validate_job_spec(spec, limits)
+    assert any(p.startswith(fragment) for p in problems), problems
