@@ -38,7 +38,7 @@ from common import cluster, describe, percentile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge import s3
 from edge.config import load_config
-from tests.wasm_build import build_wasm
+from tests.wasm_build import build_wasm, s3_source, wasm_job_spec
 
 JOBS = "/api/v1/orchestrator/jobs"
 
@@ -46,30 +46,7 @@ JOBS = "/api/v1/orchestrator/jobs"
 def job(
     module: bytes, inputs: list[dict[str, Any]], publisher: dict[str, Any], args: list[str]
 ) -> dict[str, Any]:
-    uri = "data:application/wasm;base64," + base64.b64encode(module).decode()
-    return {
-        "Job": {
-            "Type": "batch",
-            "Tasks": [
-                {
-                    "Name": "main",
-                    "Engine": {
-                        "Type": "wasm",
-                        "Params": {"EntryModule": "/app/main.wasm", "Parameters": args},
-                    },
-                    "InputSources": [
-                        {
-                            "Source": {"Type": "inline", "Params": {"URL": uri}},
-                            "Target": "/app/main.wasm",
-                        },
-                        *inputs,
-                    ],
-                    "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
-                    "Publisher": publisher,
-                }
-            ],
-        }
-    }
+    return {"Job": wasm_job_spec(module, args, inputs, publisher)}
 
 
 def run_job(http: httpx.Client, spec: dict[str, Any]) -> float:
@@ -87,10 +64,7 @@ def run_job(http: httpx.Client, spec: dict[str, Any]) -> float:
 
 
 def s3_input(key: str) -> dict[str, Any]:
-    return {
-        "Source": {"Type": "s3", "Params": {"Bucket": "bench", "Key": key}},
-        "Target": "/inputs",
-    }
+    return s3_source("bench", key)
 
 
 def inline_input(data: bytes, name: str) -> dict[str, Any]:

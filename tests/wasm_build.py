@@ -5,12 +5,14 @@ Outputs are cached by source hash, so a session compiles each module once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 WAT_DIR = Path(__file__).parent / "wasm"
 CACHE_DIR = Path(tempfile.gettempdir()) / "bacedge-test-wasm"
@@ -31,3 +33,36 @@ def build_wasm(name: str) -> Path:
     subprocess.run([tool, str(source), "-o", str(partial)], check=True)
     partial.replace(out)  # atomic, so parallel test runs never see half a module
     return out
+
+
+def wasm_job_spec(
+    module: bytes,
+    args: list[str],
+    inputs: list[dict[str, Any]] | None = None,
+    publisher: dict[str, Any] | None = None,
+    results: bool = True,
+) -> dict[str, Any]:
+    """A batch job running `module` (shipped inline at /app/main.wasm) with more inputs, an
+    `outputs` ResultPath and a publisher: the shape data tests and benchmarks submit."""
+    uri = "data:application/wasm;base64," + base64.b64encode(module).decode()
+    task: dict[str, Any] = {
+        "Name": "main",
+        "Engine": {"Type": "wasm", "Params": {"EntryModule": "/app/main.wasm", "Parameters": args}},
+        "InputSources": [
+            {"Source": {"Type": "inline", "Params": {"URL": uri}}, "Target": "/app/main.wasm"},
+            *(inputs or []),
+        ],
+    }
+    if results:
+        task["ResultPaths"] = [{"Name": "outputs", "Path": "/outputs"}]
+    if publisher is not None:
+        task["Publisher"] = publisher
+    return {"Type": "batch", "Count": 1, "Tasks": [task]}
+
+
+def s3_source(bucket: str, key: str, target: str = "/inputs", **params: str) -> dict[str, Any]:
+    """An `s3` InputSource (`Endpoint`, `Filter` ... as keyword params)."""
+    return {
+        "Source": {"Type": "s3", "Params": {"Bucket": bucket, "Key": key, **params}},
+        "Target": target,
+    }

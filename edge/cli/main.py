@@ -8,19 +8,19 @@ import importlib.util
 import click
 
 from edge import __version__
-from edge.cli.agent import agent
-from edge.cli.common import BacedgeGroup
-from edge.cli.docker import docker, podman
-from edge.cli.image import image
-from edge.cli.job import job
-from edge.cli.node import node
-from edge.cli.setup import setup
-from edge.cli.wasm import wasm
 
-# Commands from modules written separately, as (module, attribute); the attribute is also the
-# command's name. Each is offered only if its module exists, and imported only when used, so
-# `bacedge job list` on a small board does not load the orchestrator.
-OPTIONAL_COMMANDS: list[tuple[str, str]] = [
+# Every command group as (module, attribute); the attribute is also the command's name.
+# Each is imported only when used, so `bacedge --version` loads nothing but click and
+# `bacedge job list` on a small board does not load the orchestrator, Textual or Wasmer.
+COMMANDS: list[tuple[str, str]] = [
+    ("edge.cli.job", "job"),
+    ("edge.cli.node", "node"),
+    ("edge.cli.agent", "agent"),
+    ("edge.cli.wasm", "wasm"),
+    ("edge.cli.docker", "docker"),
+    ("edge.cli.docker", "podman"),
+    ("edge.cli.image", "image"),
+    ("edge.cli.setup", "setup"),
     ("edge.cli.serve", "serve"),
     ("edge.cli.config", "config"),
     ("edge.cli.tui", "tui"),
@@ -38,7 +38,7 @@ def _module_exists(module_name: str) -> bool:
 
 def load_optional_command(name: str) -> click.Command | None:
     """The optional command called `name`, or None if its module is not there."""
-    for module_name, attribute in OPTIONAL_COMMANDS:
+    for module_name, attribute in COMMANDS:
         if attribute != name:
             continue
         try:
@@ -52,12 +52,12 @@ def load_optional_command(name: str) -> click.Command | None:
     return None
 
 
-class RootGroup(BacedgeGroup):
-    """The top-level group: built-in groups plus the optional commands, loaded lazily."""
+class RootGroup(click.Group):
+    """The top-level group: every command group, loaded on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
-        names.update(attr for module, attr in OPTIONAL_COMMANDS if _module_exists(module))
+        names.update(attr for module, attr in COMMANDS if _module_exists(module))
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -73,10 +73,6 @@ class RootGroup(BacedgeGroup):
 @click.version_option(__version__, "--version", "-V", prog_name="bacedge")
 def cli() -> None:
     """bacedge: Bacalhau-compatible compute for fleets of edge devices."""
-
-
-for _group in (job, node, agent, wasm, docker, podman, image, setup):
-    cli.add_command(_group)
 
 
 def main() -> None:

@@ -21,3 +21,16 @@ class BadRequest(OrchestratorError):
 class Conflict(OrchestratorError):
     status = 409
     code = "Conflict"
+
+
+class Unavailable(OrchestratorError):
+    """What was asked for lives on a node or store that cannot be reached now."""
+
+    status = 503
+    code = "Unavailable"
+
+
+class NotRelayable(Conflict):
+    """A result the orchestrator cannot relay; the client fetches it itself."""
+
+    code = "ResultNotRelayable"

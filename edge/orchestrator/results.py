@@ -24,22 +24,12 @@ from edge.publishers.keys import published_key
 from edge.transport import subjects
 from edge.transport.messages import PresignReply, PresignRequest, ResultChunkRequest, encode
 
-from .errors import BadRequest, NotFound, OrchestratorError
+from .errors import BadRequest, NotFound, NotRelayable, Unavailable
 from .service import Orchestrator
 
 log = logging.getLogger("bacedge.orchestrator")
 
 CHUNK = 512 * 1024
-
-
-class Unavailable(OrchestratorError):
-    status = 503
-    code = "ResultUnavailable"
-
-
-class NotRelayable(OrchestratorError):
-    status = 409
-    code = "ResultNotRelayable"
 
 
 def managed_endpoint(config: Config) -> s3.S3Endpoint | None:

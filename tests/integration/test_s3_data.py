@@ -16,7 +16,7 @@ from minio import Minio
 
 from edge import s3
 from edge.config import load_config
-from tests.wasm_build import build_wasm
+from tests.wasm_build import build_wasm, s3_source, wasm_job_spec
 
 from .cluster import Cluster, Proc, free_port, wait_until
 
@@ -41,31 +41,7 @@ def put(client: Minio, bucket: str, key: str, data: bytes) -> None:
 def wasm_job(
     inputs: list[dict[str, Any]], publisher: dict[str, Any], args: list[str]
 ) -> dict[str, Any]:
-    import base64
-
-    module = base64.b64encode(build_wasm("io").read_bytes()).decode()
-    return {
-        "Type": "batch",
-        "Count": 1,
-        "Tasks": [
-            {
-                "Name": "main",
-                "Engine": {
-                    "Type": "wasm",
-                    "Params": {"EntryModule": "/app/main.wasm", "Parameters": args},
-                },
-                "InputSources": [
-                    {
-                        "Source": {"Type": "inline", "Params": {"URL": f"data:;base64,{module}"}},
-                        "Target": "/app/main.wasm",
-                    },
-                    *inputs,
-                ],
-                "ResultPaths": [{"Name": "outputs", "Path": "/outputs"}],
-                "Publisher": publisher,
-            }
-        ],
-    }
+    return wasm_job_spec(build_wasm("io").read_bytes(), args, inputs, publisher)
 
 
 def on_device(cluster: Cluster) -> dict[str, str]:
@@ -131,12 +107,7 @@ def test_s3_input_to_wasm_to_s3_publisher_and_job_get(single: Cluster, tmp_path:
     downloads = log.read_text().count("s3 input downloaded")
     again = single.submit(
         wasm_job(
-            [
-                {
-                    "Source": {"Type": "s3", "Params": {"Bucket": "data", "Key": "in/input.txt"}},
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("data", "in/input.txt")],
             {"Type": "noop"},
             ["/inputs/input.txt", "/outputs/copy.txt"],
         )
@@ -150,12 +121,7 @@ def test_s3_input_to_wasm_to_s3_publisher_and_job_get(single: Cluster, tmp_path:
     put(client, "data", "in/input.txt", b"changed\n")
     third = single.submit(
         wasm_job(
-            [
-                {
-                    "Source": {"Type": "s3", "Params": {"Bucket": "data", "Key": "in/input.txt"}},
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("data", "in/input.txt")],
             {"Type": "noop"},
             ["/inputs/input.txt", "/outputs/copy.txt"],
         )
@@ -171,15 +137,7 @@ def test_prefix_filter_and_plain_publishing(single: Cluster, tmp_path: Path) -> 
         put(client, "lake", key, key.encode() + b"\n")
     client.make_bucket("plain")
     job = wasm_job(
-        [
-            {
-                "Source": {
-                    "Type": "s3",
-                    "Params": {"Bucket": "lake", "Key": "set/", "Filter": r"\.csv$"},
-                },
-                "Target": "/inputs",
-            }
-        ],
+        [s3_source("lake", "set/", Filter=r"\.csv$")],
         {"Type": "s3", "Params": {"Bucket": "plain", "Key": "{jobID}", "Encoding": "plain"}},
         ["/inputs/sub/c.csv", "/outputs/c.csv"],
     )
@@ -207,12 +165,7 @@ def test_bad_s3_inputs_fail_with_the_reason(single: Cluster) -> None:
     put(client, "data", "big.bin", b"x" * 4096)
     missing = single.submit(
         wasm_job(
-            [
-                {
-                    "Source": {"Type": "s3", "Params": {"Bucket": "data", "Key": "nope.txt"}},
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("data", "nope.txt")],
             {"Type": "noop"},
             ["/inputs/nope.txt", "/outputs/x"],
         )
@@ -221,12 +174,7 @@ def test_bad_s3_inputs_fail_with_the_reason(single: Cluster) -> None:
     assert f"s3://data/nope.txt not found at {url}" in json.dumps(body), body["Job"]["State"]
     no_bucket = single.submit(
         wasm_job(
-            [
-                {
-                    "Source": {"Type": "s3", "Params": {"Bucket": "absent", "Key": "k"}},
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("absent", "k")],
             {"Type": "noop"},
             ["/inputs/k", "/outputs/x"],
         )
@@ -245,12 +193,7 @@ def test_input_over_the_cap_is_refused_before_download(cluster: Cluster) -> None
     put(client, "data", "big.bin", b"x" * 4096)
     job_id = cluster.submit(
         wasm_job(
-            [
-                {
-                    "Source": {"Type": "s3", "Params": {"Bucket": "data", "Key": "big.bin"}},
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("data", "big.bin")],
             {"Type": "noop"},
             ["/inputs/big.bin", "/outputs/x"],
         )
@@ -325,15 +268,7 @@ def test_scheduler_sends_the_job_to_the_node_that_holds_the_bucket(cluster: Clus
     for _ in range(3):
         job_id = cluster.submit(
             wasm_job(
-                [
-                    {
-                        "Source": {
-                            "Type": "s3",
-                            "Params": {"Bucket": "sensors", "Key": "today.csv"},
-                        },
-                        "Target": "/inputs",
-                    }
-                ],
+                [s3_source("sensors", "today.csv")],
                 {"Type": "noop"},
                 ["/inputs/today.csv", "/outputs/x"],
             )
@@ -363,19 +298,7 @@ def test_results_survive_a_compute_node_killed_mid_upload(cluster: Cluster, tmp_
     put(client, "data", "big.bin", big)
     job_id = cluster.submit(
         wasm_job(
-            [
-                {
-                    "Source": {
-                        "Type": "s3",
-                        "Params": {
-                            "Bucket": "data",
-                            "Key": "big.bin",
-                            "Endpoint": f"http://127.0.0.1:{port}",
-                        },
-                    },
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("data", "big.bin", Endpoint=f"http://127.0.0.1:{port}")],
             {
                 "Type": "s3",
                 "Params": {
@@ -421,12 +344,7 @@ def test_jobs_ride_out_a_store_restart(single: Cluster, tmp_path: Path) -> None:
     weed.kill()
     job_id = single.submit(
         wasm_job(
-            [
-                {
-                    "Source": {"Type": "s3", "Params": {"Bucket": "data", "Key": "in.txt"}},
-                    "Target": "/inputs",
-                }
-            ],
+            [s3_source("data", "in.txt")],
             {"Type": "s3", "Params": {"Bucket": "results", "Key": "{jobID}"}},
             ["/inputs/in.txt", "/outputs/copy.txt"],
         )

@@ -6,6 +6,8 @@ import base64
 import json
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -14,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from edge.cli.common import BacedgeCommand, read_spec
-from edge.cli.main import OPTIONAL_COMMANDS, cli, load_optional_command
+from edge.cli.main import COMMANDS, cli, load_optional_command
 from edge.cli.output import (
     Cell,
     age,
@@ -289,12 +291,23 @@ def test_version_and_groups() -> None:
         assert re.search(rf"^\s+{command}\s", job_help, re.M)
 
 
+def test_version_loads_no_command_module() -> None:
+    """`bacedge --version` stays fast on a small board: no group, no pydantic, no httpx."""
+    code = (
+        "import sys; from edge.cli.main import cli; "
+        "sys.argv=['bacedge','--version']\n"
+        "try: cli()\nexcept SystemExit: pass\n"
+        "heavy=[m for m in ('edge.cli.job','edge.client','pydantic','httpx','textual') "
+        "if m in sys.modules]; print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "bacedge, version" in out and "HEAVY []" in out, out
+
+
 def test_optional_commands_are_skipped_only_when_their_module_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(
-        "edge.cli.main.OPTIONAL_COMMANDS", [*OPTIONAL_COMMANDS, ("edge.cli.nowhere", "nowhere")]
-    )
+    monkeypatch.setattr("edge.cli.main.COMMANDS", [*COMMANDS, ("edge.cli.nowhere", "nowhere")])
     assert load_optional_command("nowhere") is None
     assert "nowhere" not in CliRunner().invoke(cli, ["--help"]).output
 
