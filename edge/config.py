@@ -81,6 +81,8 @@ class ComputeSection(_Section):
     max_input_bytes: int = Field(default=10 << 30, ge=0)  # per execution, all inputs together
     input_cache_bytes: int = Field(default=2 << 30, ge=0)  # S3 download cache; 0: no cache
     locality: str = "anywhere"  # Bacalhau's JobAdmissionControl.Locality: local | anywhere
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # Prometheus /metrics; 0: off
 
 
 class S3Section(_Section):

@@ -137,6 +137,7 @@ class ComputeNode:
         self._beat = 0
         self._background: set[asyncio.Task[None]] = set()
         self._service_engines: dict[str, ServiceExecutor] = {}
+        self._metrics_runner: Any = None
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -157,6 +158,8 @@ class ComputeNode:
         self.publishers = build_publishers(self.config, self.root / "published", self._presign)
         for publisher in self._local_publishers():
             await publisher.start()
+        if self.cfg.metrics_port:
+            await self._serve_metrics()
         total, machine = await asyncio.to_thread(inventory.machine, self.root)
         self._engine_inventory(machine)
         self.capacity = self._capacity(total)
@@ -266,7 +269,35 @@ class ComputeNode:
                 await executor.close()
         for publisher in self._local_publishers():
             await publisher.close()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         await self.ledger.close()
+
+    async def _serve_metrics(self) -> None:
+        """Prometheus `/metrics` on `[compute] metrics_host:metrics_port` (localhost unless
+        configured): a port that is taken is a startup error naming the key."""
+        from aiohttp import web
+
+        from edge.metrics import CONTENT_TYPE, ComputeMetrics, render
+
+        registry = ComputeMetrics(self).registry
+
+        async def handler(_request: web.Request) -> web.Response:
+            return web.Response(body=render(registry), headers={"Content-Type": CONTENT_TYPE})
+
+        app = web.Application()
+        app.router.add_get("/metrics", handler)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.cfg.metrics_host, self.cfg.metrics_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"compute.metrics_port: cannot listen on {self.cfg.metrics_host}:"
+                f"{self.cfg.metrics_port} ({exc.strerror or exc}): choose another port"
+            ) from None
+        self._metrics_runner = runner
 
     def _local_publishers(self) -> list[LocalPublisher]:
         return [p for p in set(self.publishers.values()) if isinstance(p, LocalPublisher)]

@@ -148,6 +148,7 @@ class Api:
         r.add_get("/api/v1/agent/node", self.agent_node)
         r.add_get("/api/v1/agent/config", self.agent_config)
         r.add_get("/api/v1/openapi.json", self.openapi)
+        r.add_get("/metrics", self.metrics)
         r.add_put(f"{PREFIX}/jobs", self.put_job)
         r.add_post(f"{PREFIX}/jobs", self.put_job)
         r.add_get(f"{PREFIX}/jobs", self.list_jobs)
@@ -200,6 +201,14 @@ class Api:
         node = info if info.NodeType == "Compute" else None
         return _json(
             {"config": bacalhau_config(self.config, node), "bacedge": self.config.masked()}
+        )
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus text exposition of this orchestrator's figures (docs/metrics.md)."""
+        from edge.metrics import CONTENT_TYPE, render
+
+        return web.Response(
+            body=render(self.orch.metrics.registry), headers={"Content-Type": CONTENT_TYPE}
         )
 
     async def openapi(self, _request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from edge import jobspec
 from edge.config import Config
+from edge.metrics import OrchestratorMetrics
 from edge.models import (
     LOST_DETAIL,
     AllocatedResources,
@@ -105,6 +106,7 @@ class Orchestrator:
         self._background: set[asyncio.Task[None]] = set()
         self.started = time.time()
         self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
+        self.metrics = OrchestratorMetrics(self)
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -189,6 +191,7 @@ class Orchestrator:
                 version=job.Version,
             )
         )
+        self.metrics.observe_job(state)
         if state.terminal:
             self._retire(job)
 
@@ -218,6 +221,7 @@ class Orchestrator:
         )
         execution.ModifyTime = now_ns()
         execution.Revision += 1
+        self.metrics.observe_execution(execution, state)
         if state.terminal:
             self._release(execution)
             if execution.DesiredState.StateType != DesiredStateType.STOPPED:
@@ -714,6 +718,7 @@ class Orchestrator:
         known = self.nodes.heartbeat(
             beat.NodeID, beat.AvailableCapacity, beat.RunningExecutions, beat.EnqueuedExecutions
         )
+        self.metrics.observe_heartbeat()
         if msg.reply:
             await msg.respond(b'{"Known": true}' if known else b'{"Known": false}')
 
