@@ -404,3 +404,51 @@ def test_presigned_input_needs_no_credentials_on_the_node(cluster: Cluster) -> N
     )
     body = cluster.wait_state(failed, "Failed", "Completed")
     assert "HTTP 403" in json.dumps(body) and signature not in json.dumps(body)
+
+
+def test_wrong_credentials_and_local_only_nodes_say_what_to_fix(cluster: Cluster) -> None:
+    port = free_port()
+    cluster.orchestrator(False, "--store", "--store-port", str(port))
+    client, url = store_client(cluster.root / "orchestrator")
+    put(client, "data", "in.txt", b"x\n")
+    # A node with the wrong secret for this endpoint: the failure names the keys to fix.
+    cluster.compute(
+        "wrong",
+        BACEDGE_STORAGE_S3_ACCESS_KEY="not-a-key",
+        BACEDGE_STORAGE_S3_SECRET_KEY="not-a-secret",
+    )
+    cluster.wait_nodes(1)
+    job_id = cluster.submit(
+        wasm_job(
+            [s3_source("data", "in.txt", Endpoint=url)], {"Type": "noop"}, ["/inputs/in.txt", "/o"]
+        )
+    )
+    body = json.dumps(cluster.wait_state(job_id, "Failed", "Completed"))
+    assert "was refused" in body and "[storage.s3] access_key and secret_key" in body, body
+    assert "not-a-secret" not in body
+    # A node that takes only local data refuses a download, saying why.
+    cluster.compute("local-only", BACEDGE_COMPUTE_LOCALITY="local")
+    for proc in cluster.procs:
+        if proc.name == "wrong":
+            proc.stop()
+    wait_until(
+        lambda: (
+            [n for n in cluster.nodes() if n["ConnectionState"]["Status"] == "CONNECTED"]
+            and all(
+                n["Info"]["Labels"].get("name") != "wrong"
+                for n in cluster.nodes()
+                if n["ConnectionState"]["Status"] == "CONNECTED"
+            )
+        ),
+        30,
+        "only the local-only node",
+    )
+    refused = cluster.submit(
+        wasm_job(
+            [{"Source": {"Type": "urlDownload", "Params": {"URL": f"{url}/x"}}, "Target": "/in"}],
+            {"Type": "noop"},
+            ["/in", "/o"],
+        )
+    )
+    body = json.dumps(cluster.wait_state(refused, "Failed", "Completed"))
+    assert "does not download inputs" in body, body
