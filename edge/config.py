@@ -50,6 +50,9 @@ class NatsSection(_Section):
 
 class OrchestratorSection(_Section):
     node_heartbeat_timeout: float = Field(default=45.0, gt=0)
+    # A silent node keeps its executions this long after its heartbeat timeout: no batch
+    # partition is started twice over a link that flaps. 0: fail over at once.
+    disconnect_grace: float = Field(default=600.0, ge=0, le=7 * 86400)
     auto_approve_nodes: bool = True
     max_attempts: int = Field(default=3, ge=1)
     eval_batch: int = Field(default=256, ge=1)

@@ -58,9 +58,12 @@ class LiveNode:
 
 
 class NodeManager:
-    def __init__(self, heartbeat_timeout: float, auto_approve: bool) -> None:
+    def __init__(
+        self, heartbeat_timeout: float, auto_approve: bool, disconnect_grace: float = 0.0
+    ) -> None:
         self.heartbeat_timeout = heartbeat_timeout
         self.auto_approve = auto_approve
+        self.disconnect_grace = disconnect_grace
         self.nodes: dict[str, LiveNode] = {}
 
     def load(self, states: list[NodeState]) -> None:
@@ -101,14 +104,18 @@ class NodeManager:
         node.last_seen = time.monotonic()
         return conn.Status == NodeConnection.CONNECTED
 
-    def expire(self) -> list[LiveNode]:
-        """Nodes silent for a heartbeat timeout that are connected or still hold work.
+    def expire(self) -> tuple[list[LiveNode], list[LiveNode]]:
+        """(nodes just marked disconnected, nodes whose work must fail over now).
 
-        Connected ones are marked disconnected; either way their executions must fail
-        over, so nothing waits forever on a node that is gone.
+        A node silent for a heartbeat timeout is disconnected: it gets no new work. Its
+        executions stay its own for `disconnect_grace` more, so a link that drops and heals
+        (or a node that reboots) finishes its work and nothing runs twice; after that they
+        fail over, so nothing waits forever on a node that is gone.
         """
-        cutoff = time.monotonic() - self.heartbeat_timeout
-        lost = []
+        now = time.monotonic()
+        cutoff = now - self.heartbeat_timeout
+        give_up = cutoff - self.disconnect_grace
+        disconnected, lost = [], []
         for node in self.nodes.values():
             if node.last_seen >= cutoff:
                 continue
@@ -117,13 +124,15 @@ class NodeManager:
                 conn.Status = NodeConnection.DISCONNECTED
                 conn.DisconnectedSince = rfc3339()
                 conn.LastError = f"no heartbeat for {self.heartbeat_timeout:.0f}s"
-                lost.append(node)
-            elif node.active:
-                conn.LastError = conn.LastError or (
-                    f"did not reconnect within {self.heartbeat_timeout:.0f}s"
+                disconnected.append(node)
+            if node.active and node.last_seen < give_up:
+                silent = now - node.last_seen
+                conn.LastError = (
+                    f"silent for {silent:.0f}s (heartbeat timeout {self.heartbeat_timeout:.0f}s"
+                    f" + disconnect grace {self.disconnect_grace:.0f}s)"
                 )
                 lost.append(node)
-        return lost
+        return disconnected, lost
 
     def get(self, node_id: str) -> LiveNode:
         node = self.nodes.get(node_id)

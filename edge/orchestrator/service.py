@@ -91,7 +91,9 @@ class Orchestrator:
         )
         self.store = store
         self.nc = nc
-        self.nodes = NodeManager(self.cfg.node_heartbeat_timeout, self.cfg.auto_approve_nodes)
+        self.nodes = NodeManager(
+            self.cfg.node_heartbeat_timeout, self.cfg.auto_approve_nodes, self.cfg.disconnect_grace
+        )
         self.jobs: dict[str, Job] = {}
         self.executions: dict[str, Execution] = {}
         self.job_executions: dict[str, list[str]] = {}
@@ -783,9 +785,16 @@ class Orchestrator:
 
     async def _sweep(self) -> None:
         batch = Batch()
-        for node in self.nodes.expire():
+        disconnected, lost = self.nodes.expire()
+        for node in disconnected:
             await self.store.put_node(node.state)
-            log.warning("node lost", extra={"node_id": node.node_id})
+            log.warning(
+                "node disconnected; its executions wait for it",
+                extra={"node_id": node.node_id, "grace_s": self.cfg.disconnect_grace},
+            )
+        for node in lost:
+            await self.store.put_node(node.state)
+            log.warning("node lost; failing over its executions", extra={"node_id": node.node_id})
             for execution_id in list(node.active):
                 execution = self.executions.get(execution_id)
                 if execution is not None and not execution.terminal:

@@ -90,6 +90,7 @@ class Cluster:
     store_port: int = field(default_factory=free_port)  # orchestrator(store=True)
     procs: list[Proc] = field(default_factory=list)
     heartbeat: float = 1.0
+    disconnect_grace: float = 0.0  # tests of failover need it at once; grace tests set it
 
     @property
     def api(self) -> str:
@@ -138,7 +139,11 @@ class Cluster:
             "orchestrator",
             args,
             self.root / "logs" / "orchestrator.log",
-            self.env(BACEDGE_ORCHESTRATOR_NODE_HEARTBEAT_TIMEOUT=str(self.heartbeat * 4), **env),
+            self.env(
+                BACEDGE_ORCHESTRATOR_NODE_HEARTBEAT_TIMEOUT=str(self.heartbeat * 4),
+                BACEDGE_ORCHESTRATOR_DISCONNECT_GRACE=str(self.disconnect_grace),
+                **env,
+            ),
         ).start()
         self.procs.append(proc)
         self.wait_api(proc)

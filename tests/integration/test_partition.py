@@ -1,0 +1,114 @@
+"""The disconnect grace window: a node that goes silent keeps its work for
+`[orchestrator] disconnect_grace`; within it nothing runs twice, after it the work fails
+over and the node's late result is recorded, not applied. Silence is made by freezing the
+compute process (SIGSTOP): it sends nothing, as a node behind a dead link."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import httpx
+import pytest
+
+from .cluster import Cluster, Proc, wait_until
+
+pytestmark = pytest.mark.integration
+
+API = "/api/v1/orchestrator"
+
+
+def sleeper(seconds: float) -> dict[str, Any]:
+    return {
+        "Type": "batch",
+        "Count": 1,
+        "Tasks": [
+            {"Name": "main", "Engine": {"Type": "noop", "Params": {"SleepSeconds": seconds}}}
+        ],
+    }
+
+
+def freeze(proc: Proc) -> None:
+    assert proc.popen is not None
+    os.killpg(proc.popen.pid, signal.SIGSTOP)
+
+
+def thaw(proc: Proc) -> None:
+    assert proc.popen is not None
+    os.killpg(proc.popen.pid, signal.SIGCONT)
+
+
+def start(cluster: Cluster, grace: float) -> dict[str, Proc]:
+    cluster.disconnect_grace = grace
+    cluster.orchestrator()
+    procs = {name: cluster.compute(name, "--engines", "noop") for name in ("east", "west")}
+    cluster.wait_nodes(2)
+    return procs
+
+
+def node_name(cluster: Cluster, node_id: str) -> str:
+    return next(
+        n["Info"]["Labels"]["name"] for n in cluster.nodes() if n["Info"]["NodeID"] == node_id
+    )
+
+
+def test_a_node_back_within_the_grace_window_finishes_its_work(cluster: Cluster) -> None:
+    procs = start(cluster, grace=60)
+    job_id = cluster.submit(sleeper(8))
+    running = wait_until(
+        lambda: [e for e in cluster.executions(job_id) if e["ComputeState"]["StateType"] == 6],
+        30,
+        "the execution to run",
+    )[0]
+    holder = procs[node_name(cluster, running["NodeID"])]
+    freeze(holder)
+    try:
+        wait_until(
+            lambda: any(n["ConnectionState"]["Status"] == "DISCONNECTED" for n in cluster.nodes()),
+            30,
+            "the silent node to be marked disconnected",
+        )
+        # Disconnected, yet its execution is still its own and nothing was started elsewhere.
+        executions = cluster.executions(job_id)
+        assert len(executions) == 1 and executions[0]["ComputeState"]["StateType"] == 6
+    finally:
+        thaw(holder)
+    body = cluster.wait_state(job_id, "Completed", "Failed", timeout=60)
+    assert body["Job"]["State"]["StateType"] == "Completed", body["Job"]["State"]
+    executions = cluster.executions(job_id)
+    assert len(executions) == 1, "the partition ran twice"
+    assert executions[0]["NodeID"] == running["NodeID"]
+
+
+def test_after_the_grace_window_work_fails_over_and_late_results_are_kept_apart(
+    cluster: Cluster,
+) -> None:
+    procs = start(cluster, grace=3)
+    job_id = cluster.submit(sleeper(30))
+    running = wait_until(
+        lambda: [e for e in cluster.executions(job_id) if e["ComputeState"]["StateType"] == 6],
+        30,
+        "the execution to run",
+    )[0]
+    holder = procs[node_name(cluster, running["NodeID"])]
+    freeze(holder)
+    try:
+
+        def failed_over() -> list[dict[str, Any]]:
+            found = cluster.executions(job_id)
+            return found if len(found) >= 2 else []
+
+        executions = wait_until(failed_over, 60, "the work to fail over")
+        first, second = executions[0], executions[1]
+        assert first["ComputeState"]["StateType"] == 10  # failed: lost contact
+        assert "disconnect grace" in first["ComputeState"]["Message"]
+        assert first["ComputeState"]["Details"]["Lost"]
+        assert second["NodeID"] != first["NodeID"]
+    finally:
+        thaw(holder)
+    # Back after the window: the node learns its execution was closed and stops it; the
+    # replacement is what counts.
+    httpx.delete(f"{cluster.api}{API}/jobs/{job_id}", timeout=5)
+    body = cluster.job(job_id, include="executions")
+    assert body["Executions"]["Items"][0]["ComputeState"]["StateType"] == 10
