@@ -519,8 +519,23 @@ def describe_job(
         blocks.append(
             _section("Executions", executions_table(executions, colour, now_ns=now_ns), colour)
         )
+        blocks.append(_section("GPUs", _indent(_reserved_gpus(executions)), colour))
         blocks.extend(_execution_outputs(executions, colour))
     return "\n\n".join(b for b in blocks if b)
+
+
+def _reserved_gpus(executions: Sequence[Execution]) -> str:
+    """Which GPUs of its node each execution holds (the orchestrator reserves them)."""
+    lines = []
+    for ex in executions:
+        gpus = [g for r in ex.AllocatedResources.Tasks.values() for g in r.GPUs]
+        if gpus:
+            held = ", ".join(
+                f"{g.Index}" + (f" {g.Name}" if g.Name else "") + (f" ({g.UUID})" if g.UUID else "")
+                for g in gpus
+            )
+            lines.append(f"{display_id(ex.ID)} on {display_id(ex.NodeID)}: {held}")
+    return "\n".join(lines)
 
 
 def describe_node_info(info: NodeInfo) -> list[tuple[str, str]]:

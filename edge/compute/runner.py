@@ -15,10 +15,12 @@ from edge.executors.base import (
     ExecutorError,
     ResultDir,
 )
+from edge.executors.gpu import visible_devices
 from edge.executors.wasm import entry_module_input
 from edge.models import (
     ComputeStateType,
     Execution,
+    GPUInfo,
     InputSource,
     Job,
     JobType,
@@ -72,6 +74,11 @@ def task_env(execution: Execution, node_id: str, partitions: int) -> dict[str, s
     return env
 
 
+def reserved_gpus(execution: Execution) -> list[GPUInfo]:
+    """The GPUs the orchestrator reserved for this execution (its AllocatedResources)."""
+    return [g for resources in execution.AllocatedResources.Tasks.values() for g in resources.GPUs]
+
+
 def execution_timeout(job: Job, default: float) -> float | None:
     """The task's own timeout; else the node's default for batch and ops jobs, and none for
     daemon and service jobs, which run until stopped (as Bacalhau's defaults)."""
@@ -114,18 +121,23 @@ async def run_execution(
     partitions = execution.PartitionCount or (
         job.Count if job.Type.value in ("batch", "service") else 1
     )
+    gpus = reserved_gpus(execution)
+    env = task_env(execution, node_id, max(partitions, 1))
+    if gpus:
+        env["NVIDIA_VISIBLE_DEVICES"] = visible_devices(gpus)
     request = ExecutionRequest(
         execution_id=execution.ID,
         job_id=execution.JobID,
         node_id=node_id,
         task=task,
-        env=task_env(execution, node_id, max(partitions, 1)),
+        env=env,
         workdir=workdir,
         inputs=inputs,
         results=results,
         timeout=execution_timeout(job, default_timeout),
         output_cap=output_cap,
         allow_network=allow_network,
+        gpus=gpus,
     )
     try:
         result = await executor.run(request, output_log.write)

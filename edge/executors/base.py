@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from edge.models import Task
+from edge.models import GPUInfo, Task
 from edge.workspace import MountedInput, ResultDir
 
 STDOUT = 1  # Bacalhau's log frame Type for stdout
@@ -42,6 +42,7 @@ class ExecutionRequest:
     timeout: float | None = None
     output_cap: int = 1 << 20
     allow_network: bool = False
+    gpus: list[GPUInfo] = field(default_factory=list)  # reserved by the orchestrator
 
 
 @dataclass

@@ -42,6 +42,7 @@ from edge.models import LOST_DETAIL, NetworkType, ResourceError, Task, format_by
 from edge.models.node import ImageRef, find_image, registry_allowed
 
 from .base import STDERR, STDOUT, ExecutionRequest, ExecutionResult, ExecutorError, LogSink
+from .gpu import gpu_devices
 
 log = logging.getLogger("bacedge.executors.podman")
 
@@ -650,6 +651,8 @@ class PodmanExecutor:
         }
         if spec.working_directory:
             args["working_dir"] = spec.working_directory
+        if request.gpus:
+            args["devices"] = gpu_devices(request.gpus)
         return {k: v for k, v in args.items() if v is not None}
 
     async def _create(self, image: str, args: dict[str, Any]) -> Container:

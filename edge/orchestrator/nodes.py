@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from edge.models import (
+    GPUInfo,
     NodeConnection,
     NodeInfo,
     NodeMembership,
@@ -27,6 +28,7 @@ class LiveNode:
     last_seen: float = 0.0  # monotonic
     allocated: Resources = field(default_factory=Resources)
     active: set[str] = field(default_factory=set)  # execution IDs placed here, not terminal
+    gpus_used: frozenset[str] = frozenset()  # gpu_key of each GPU reserved by an execution
 
     @property
     def node_id(self) -> str:
@@ -55,6 +57,16 @@ class LiveNode:
 
     def free(self) -> Resources:
         return self.state.Info.ComputeNodeInfo.MaxCapacity.sub(self.allocated)
+
+    def free_gpus(self) -> list[GPUInfo]:
+        """The node's GPUs no execution holds, in index order."""
+        gpus = self.state.Info.ComputeNodeInfo.MaxCapacity.GPUs
+        return sorted((g for g in gpus if gpu_key(g) not in self.gpus_used), key=lambda g: g.Index)
+
+
+def gpu_key(gpu: GPUInfo) -> str:
+    """One GPU on its node: its UUID, or its index when NVML gave none."""
+    return gpu.UUID or f"#{gpu.Index}"
 
 
 class NodeManager:
@@ -126,10 +138,10 @@ class NodeManager:
                 conn.LastError = f"no heartbeat for {self.heartbeat_timeout:.0f}s"
                 disconnected.append(node)
             if node.active and node.last_seen < give_up:
-                silent = now - node.last_seen
+                timeout, grace = self.heartbeat_timeout, self.disconnect_grace
                 conn.LastError = (
-                    f"silent for {silent:.0f}s (heartbeat timeout {self.heartbeat_timeout:.0f}s"
-                    f" + disconnect grace {self.disconnect_grace:.0f}s)"
+                    f"did not reconnect within {timeout + grace:.0f}s (heartbeat timeout "
+                    f"{timeout:.0f}s + disconnect grace {grace:.0f}s)"
                 )
                 lost.append(node)
         return disconnected, lost
@@ -184,7 +196,3 @@ class NodeManager:
         node = self.get(node_id)
         del self.nodes[node.node_id]
         return node
-
-    def schedulable(self) -> list[LiveNode]:
-        """Nodes that take new work now."""
-        return [n for n in self.nodes.values() if n.eligible]

@@ -33,6 +33,7 @@ from edge.models import (
     DesiredStateType,
     Evaluation,
     Execution,
+    GPUInfo,
     Job,
     JobState,
     JobStateType,
@@ -67,7 +68,7 @@ from edge.transport.messages import (
 from . import planners
 from .errors import BadRequest, NotFound
 from .history import execution_event, job_event
-from .nodes import LiveNode, NodeManager
+from .nodes import LiveNode, NodeManager, gpu_key
 from .planners import Plan, PlanContext
 from .scheduler import explain, matching_nodes
 from .store import Batch, Store
@@ -78,6 +79,13 @@ OFFER_TIMEOUT = 10.0
 SCHEDULING_ACTIONS = ("cordon", "uncordon", "drain")  # bacedge additions to Bacalhau's actions
 LOST = LOST_DETAIL
 _REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
+
+
+def _gpu_keys(execution: Execution) -> frozenset[str]:
+    """The GPUs an execution holds on its node."""
+    return frozenset(
+        gpu_key(g) for r in execution.AllocatedResources.Tasks.values() for g in r.GPUs
+    )
 
 
 class Orchestrator:
@@ -123,6 +131,7 @@ class Orchestrator:
                 node = self.nodes.nodes[execution.NodeID]
                 node.active.add(execution.ID)
                 node.allocated = node.allocated.add(self._need(execution.JobID))
+                node.gpus_used = node.gpus_used | _gpu_keys(execution)
         queue = subjects.ORCH_QUEUE
         self._subs = [
             await self.nc.subscribe(subjects.HANDSHAKE, queue=queue, cb=self._on_handshake),
@@ -171,6 +180,7 @@ class Orchestrator:
         if node is not None and execution.ID in node.active:
             node.active.discard(execution.ID)
             node.allocated = node.allocated.sub(self._need(execution.JobID))
+            node.gpus_used = node.gpus_used - _gpu_keys(execution)
 
     def _set_job_state(
         self, job: Job, state: JobStateType, message: str, batch: Batch, topic: str = "JobState"
@@ -556,7 +566,7 @@ class Orchestrator:
         for new in step.create:
             node = self.nodes.nodes[new.node_id]
             offers.setdefault(node.node_id, []).append(
-                self._place(job, new.partition, new.partitions, node, need, batch)
+                self._place(job, new.partition, new.partitions, node, need, batch, new.gpus)
             )
         if step.state == JobStateType.QUEUED:
             self.queued_since.setdefault(job.ID, time.monotonic())
@@ -601,8 +611,10 @@ class Orchestrator:
         node: LiveNode,
         need: Resources,
         batch: Batch,
+        gpus: tuple[GPUInfo, ...] = (),
     ) -> Execution:
         now = now_ns()
+        reserved = need.model_copy(update={"GPUs": list(gpus)}) if gpus else need
         execution = Execution(
             ID=new_execution_id(),
             Namespace=job.Namespace,
@@ -612,7 +624,7 @@ class Orchestrator:
             JobVersion=job.Version,
             PartitionIndex=partition,
             PartitionCount=partitions,
-            AllocatedResources=AllocatedResources(Tasks={job.task.Name or "main": need}),
+            AllocatedResources=AllocatedResources(Tasks={job.task.Name or "main": reserved}),
             DesiredState=DesiredState(StateType=DesiredStateType.RUNNING),
             ComputeState=ComputeState(StateType=ComputeStateType.ASK_FOR_BID),
             CreateTime=now,
@@ -622,6 +634,7 @@ class Orchestrator:
         self._track(execution)
         node.active.add(execution.ID)
         node.allocated = node.allocated.add(need)
+        node.gpus_used = node.gpus_used | {gpu_key(g) for g in gpus}
         self.queued_since.pop(job.ID, None)
         batch.executions[execution.ID] = execution
         batch.events.append(

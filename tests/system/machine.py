@@ -131,9 +131,14 @@ class Machine:
                     self.leader = child.pid
                     break
             time.sleep(0.2)
-        state = self.run(
-            "systemctl", "is-system-running", "--wait", check=False, timeout=timeout
-        ).stdout.strip()
+        state = ""
+        while not state and time.monotonic() < deadline:
+            # Empty until the container's manager answers on its bus (a busy host is slow).
+            state = self.run(
+                "systemctl", "is-system-running", "--wait", check=False, timeout=timeout
+            ).stdout.strip()
+            if not state:
+                time.sleep(0.5)
         if state not in ("running", "degraded"):
             raise RuntimeError(f"system did not come up: {state}")
 

@@ -13,8 +13,10 @@ from edge.models import (
     ComputeState,
     ComputeStateType,
     Execution,
+    GPUInfo,
     Job,
     JobStateType,
+    NodeConnection,
     NodeScheduling,
     NodeState,
     Resources,
@@ -293,6 +295,22 @@ def test_service_on_a_draining_node_moves_once_its_replacement_runs_or_at_the_de
     assert [s.execution_id for s in step.stop] == [replica.ID]
 
 
+def test_service_replaces_a_replica_whose_node_cannot_be_reached() -> None:
+    spec = job("service")
+    away = node("n-1")
+    away.state.ConnectionState.Status = NodeConnection.DISCONNECTED
+    replica = execution("n-1")  # still its own within the disconnect grace
+    step = plan(spec, [replica], [away, node("n-2")], ctx())
+    assert placed(step) == [("n-2", 0, 1)] and not step.stop
+    replacement = execution("n-2", ended=NOW + S)
+    step = plan(spec, [replica, replacement], [away, node("n-2")], ctx())
+    assert [s.reason for s in step.stop] == ["node n-1 is unreachable: replaced on n-2"]
+    # The node came back before that: the replica that served first stays.
+    back = node("n-1")
+    step = plan(spec, [replica, replacement], [back, node("n-2")], ctx())
+    assert [s.execution_id for s in step.stop] == [replacement.ID]
+
+
 def test_batch_work_on_a_draining_node_finishes_unless_the_deadline_passed() -> None:
     spec = job()
     work = execution("n-1")
@@ -309,6 +327,36 @@ def test_cordoned_nodes_get_no_new_work_and_the_job_waits_for_them() -> None:
     step = plan(job(), [], [cordoned], ctx())
     assert not step.create and step.state == JobStateType.QUEUED
     assert "1 node(s) are cordoned" in step.message
+
+
+# -- GPUs ------------------------------------------------------------------------------------
+
+
+def gpu_node(node_id: str, count: int) -> LiveNode:
+    live = node(node_id)
+    gpus = [
+        GPUInfo(Index=i, Name="Tesla T4", UUID=f"GPU-{node_id}-{i}", Memory=15360)
+        for i in range(count)
+    ]
+    capacity = live.state.Info.ComputeNodeInfo.MaxCapacity
+    capacity.GPU, capacity.GPUs = count, gpus
+    return live
+
+
+def test_each_execution_gets_its_own_gpus_and_none_is_shared() -> None:
+    spec = job(count=3, task={"Resources": {"GPU": "1"}})
+    two = gpu_node("n-1", 2)
+    step = plan(spec, [], [two], ctx())
+    assert [[g.UUID for g in c.gpus] for c in step.create] == [["GPU-n-1-0"], ["GPU-n-1-1"]]
+    assert step.state is None  # the third waits for a GPU (batch: queued once nothing runs)
+    # One GPU held by a running execution: the next one gets the other.
+    two.allocated = Resources(GPU=1)
+    two.gpus_used = frozenset({"GPU-n-1-0"})
+    step = plan(job(task={"Resources": {"GPU": "1"}}), [], [two], ctx())
+    assert [g.UUID for g in step.create[0].gpus] == ["GPU-n-1-1"]
+    both = plan(job(task={"Resources": {"GPU": "2"}}), [], [gpu_node("n-2", 2)], ctx())
+    assert [g.Index for g in both.create[0].gpus] == [0, 1]
+    assert not plan(job(), [], [gpu_node("n-3", 1)], ctx()).create[0].gpus  # asked for none
 
 
 # -- ranking and the queue -------------------------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from podman import PodmanClient
 
 from edge.executors.base import STDOUT, ExecutionRequest, ExecutorError
 from edge.executors.podman import LABEL_EXECUTION, LABEL_NODE, PodmanExecutor, container_name
-from edge.models import Task
+from edge.models import GPUInfo, Task
 from tests.podman_image import TAG
 
 
@@ -201,3 +203,47 @@ async def test_missing_socket_refuses_tasks_with_the_fix_until_it_appears(
     result = await engine.run(_request(workdir, "e-late", {"Parameters": ["echo", "up"]}), print)
     assert result.stdout == "up\n"
     await engine.close()
+
+
+@pytest.fixture
+def cdi_gpu() -> Iterator[GPUInfo]:
+    """A GPU the host's NVIDIA CDI spec declares, mapped to a harmless device (/dev/full):
+    rootless Podman reads /etc/cdi, so the real CDI path runs without a GPU."""
+    spec_dir = Path("/etc/cdi")
+    if os.geteuid() != 0:
+        pytest.skip("writing a CDI spec to /etc/cdi needs root")
+    gpu = GPUInfo(Index=0, Name="CDI test GPU", UUID=f"GPU-bacedge-test-{uuid.uuid4()}")
+    created = not spec_dir.exists()
+    spec_dir.mkdir(exist_ok=True)
+    path = spec_dir / f"{gpu.UUID}.yaml"
+    path.write_text(
+        'cdiVersion: "0.5.0"\nkind: "nvidia.com/gpu"\n'
+        f'devices:\n  - name: "{gpu.UUID}"\n    containerEdits:\n'
+        '      deviceNodes:\n        - path: "/dev/full"\n'
+        '      env:\n        - "BACEDGE_CDI_DEVICE=applied"\n'
+    )
+    yield gpu
+    path.unlink()
+    if created:
+        spec_dir.rmdir()
+
+
+async def test_reserved_gpus_reach_the_container_through_cdi(
+    executor: PodmanExecutor, workdir: Path, cdi_gpu: GPUInfo
+) -> None:
+    request = _request(
+        workdir,
+        "e-gpu",
+        {
+            "Parameters": [
+                "sh",
+                "-c",
+                "echo $BACEDGE_CDI_DEVICE $NVIDIA_VISIBLE_DEVICES; ls /dev/full",
+            ]
+        },
+        gpus=[cdi_gpu],
+    )
+    request.env["NVIDIA_VISIBLE_DEVICES"] = cdi_gpu.UUID  # as the runner sets it
+    result = await executor.run(request, lambda kind, data: None)
+    assert result.error == "" and result.exit_code == 0, result.stderr
+    assert result.stdout == f"applied {cdi_gpu.UUID}\n/dev/full\n"

@@ -11,12 +11,13 @@ from edge.models import (
     LOST_DETAIL,
     ComputeStateType,
     Execution,
+    GPUInfo,
     Job,
     JobStateType,
     Resources,
 )
 
-from ..nodes import LiveNode
+from ..nodes import LiveNode, gpu_key
 from ..scheduler import Placement, Reason, Unfit, explain, select_node, waiting_helps
 
 REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
@@ -24,11 +25,13 @@ REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED
 
 @dataclass(frozen=True)
 class NewExecution:
-    """Place partition `partition` of `partitions` on node `node_id`."""
+    """Place partition `partition` of `partitions` on node `node_id`, with these GPUs of
+    the node reserved for it (as many as the task asks for, when the node lists them)."""
 
     node_id: str
     partition: int
     partitions: int
+    gpus: tuple[GPUInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,17 +117,25 @@ class NodePool:
         placement.reasons = {**self.closed, **exclude, **placement.reasons}
         return placement
 
-    def take(self, node_id: str) -> None:
-        """Count one more execution of the job on the node, for the rest of this plan."""
+    def take(self, node_id: str) -> tuple[GPUInfo, ...]:
+        """Count one more execution of the job on the node, for the rest of this plan; the
+        GPUs it gets (the lowest free indexes, never one another execution holds)."""
         node = self.nodes[node_id]
         self._planned += 1
+        gpus = tuple(node.free_gpus()[: self.need.GPU]) if self.need.GPU else ()
         planned = replace(
             node,
             allocated=node.allocated.add(self.need),
             active=node.active | {f"+{self._planned}"},
+            gpus_used=node.gpus_used | {gpu_key(g) for g in gpus},
         )
         self.nodes[node_id] = planned
         self.eligible = [planned if n.node_id == node_id else n for n in self.eligible]
+        return gpus
+
+    def place(self, node_id: str, partition: int, partitions: int) -> NewExecution:
+        """A new execution on the node, counted for the rest of this plan."""
+        return NewExecution(node_id, partition, partitions, self.take(node_id))
 
     def explain(self, reasons: dict[str, Reason]) -> str:
         return explain(reasons, self.connected)

@@ -10,7 +10,6 @@ from edge.models import ComputeStateType, Execution, Job, JobStateType
 from ..nodes import LiveNode
 from ..scheduler import Reason, Unfit
 from .base import (
-    NewExecution,
     NodePool,
     Plan,
     PlanContext,
@@ -67,13 +66,16 @@ def plan(
         if placement.node is None:
             reasons = placement.reasons
             continue
-        out.create.append(NewExecution(placement.node.node_id, partition, total))
-        pool.take(placement.node.node_id)
+        out.create.append(pool.place(placement.node.node_id, partition, total))
         placed += 1
     if done >= total:
         out.state = JobStateType.COMPLETED
-    elif reasons is not None and not any(not e.terminal and e.ID not in stopped for e in current):
-        unplaced(job, pool, reasons, out)
+    elif (
+        reasons is not None
+        and not out.create
+        and not any(not e.terminal and e.ID not in stopped for e in current)
+    ):
+        unplaced(job, pool, reasons, out)  # nothing runs or starts: wait or fail
     return out
 
 

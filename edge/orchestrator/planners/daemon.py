@@ -13,7 +13,6 @@ from edge.models import Execution, Job, JobStateType
 from ..nodes import LiveNode
 from ..scheduler import matching_nodes, unfit
 from .base import (
-    NewExecution,
     NodePool,
     Plan,
     PlanContext,
@@ -66,8 +65,7 @@ def plan(
         if view is None or unfit(job, pool.need, view) is not None:
             out.wait(BUSY_RETRY)  # busy now: its executions free capacity without telling us
             continue
-        out.create.append(NewExecution(node.node_id, 0, 1))
-        pool.take(node.node_id)
+        out.create.append(pool.place(node.node_id, 0, 1))
         placed += 1
     running = any(not e.terminal and e.ID not in stopped for e in current)
     if not running and not out.create and not out.retry_in:

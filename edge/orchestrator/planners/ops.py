@@ -11,7 +11,6 @@ from edge.models import ComputeStateType, Execution, Job, JobStateType
 from ..nodes import LiveNode
 from ..scheduler import Reason, Unfit, matching_nodes
 from .base import (
-    NewExecution,
     NodePool,
     Plan,
     PlanContext,
@@ -85,8 +84,7 @@ def plan(
             reasons = placement.reasons
             continue
         node_id = placement.node.node_id
-        out.create.append(NewExecution(node_id, partition, total))
-        pool.take(node_id)
+        out.create.append(pool.place(node_id, partition, total))
         exclude[node_id] = ran
         placed += 1
     if done + len(failures) >= total:
@@ -96,6 +94,6 @@ def plan(
             out.message = f"{len(failures)} of {total} execution(s) failed: {last}"
         else:
             out.state = JobStateType.COMPLETED
-    elif reasons is not None and not any(live(e) for e in current):
-        unplaced(job, pool, reasons, out)
+    elif reasons is not None and not out.create and not any(live(e) for e in current):
+        unplaced(job, pool, reasons, out)  # nothing runs or starts: wait or fail
     return out

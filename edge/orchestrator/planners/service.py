@@ -1,9 +1,10 @@
 """Service jobs: `Count` long-running replicas (partitions). A replica that exits is
 replaced (after a delay that grows while it keeps exiting quickly), one lost with its
 node at once. A new job version rolls out one replica at a time: the new one starts, and
-the old one stops once the new one runs. A replica on a draining node is replaced the
-same way (at its deadline, it stops whether or not its replacement runs). Services never
-complete."""
+the old one stops once the new one runs. A replica on a draining node, or on a node that
+cannot be reached (within `disconnect_grace`, before its work is failed over), is replaced
+the same way (at a drain's deadline, it stops whether or not its replacement runs).
+Services never complete."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from edge.models import ComputeStateType, Execution, Job, JobStateType
 from ..nodes import LiveNode
 from ..scheduler import Reason
 from .base import (
-    NewExecution,
     NodePool,
     Plan,
     PlanContext,
@@ -58,15 +58,22 @@ def plan(
         mine = partitions.get(partition, [])
         old = older.get(partition, [])
         replicas = [e for e in mine if not e.terminal]
-        moving = [e for e in replicas if pool.draining(e)]
-        staying = [e for e in replicas if not pool.draining(e)]
-        if any(_serving(e, pool) for e in staying):
+        moving = [(e, why) for e in replicas if (why := _leaving(e, pool))]
+        staying = [e for e in replicas if not _leaving(e, pool)]
+        serving = sorted(
+            (e for e in staying if e.state == ComputeStateType.RUNNING), key=lambda e: e.CreateTime
+        )
+        if serving:
+            keep = serving[0]
             for e in old:
                 out.stop.append(StopExecution(e.ID, f"replaced by job version {job.Version}"))
-            for e in moving:
-                out.stop.append(StopExecution(e.ID, f"node {e.NodeID} is draining: replaced"))
+            for e, why in moving:
+                out.stop.append(StopExecution(e.ID, f"{why}: replaced on {keep.NodeID}"))
+            for e in staying:
+                if e is not keep:  # its node came back while a replacement started
+                    out.stop.append(StopExecution(e.ID, f"replica on {keep.NodeID} serves"))
             continue
-        for e in moving:
+        for e, _ in moving:
             if pool.drain_due(e, ctx.now):
                 out.stop.append(StopExecution(e.ID, f"node {e.NodeID} drained"))
         if staying:
@@ -87,8 +94,7 @@ def plan(
         if placement.node is None:
             reasons = placement.reasons
             continue
-        out.create.append(NewExecution(placement.node.node_id, partition, total))
-        pool.take(placement.node.node_id)
+        out.create.append(pool.place(placement.node.node_id, partition, total))
         placed += 1
         if old:
             rolling += 1
@@ -104,6 +110,17 @@ def plan(
     return out
 
 
+def _leaving(execution: Execution, pool: NodePool) -> str:
+    """Why a replica must be replaced where it is, or "": its node drains or is unreachable
+    (a replica there may still run, but serves nobody; it stops once its replacement runs)."""
+    node = pool.node(execution.NodeID)
+    if node is None or not node.state.connected:
+        return f"node {execution.NodeID} is unreachable"
+    if node.draining:
+        return f"node {execution.NodeID} is draining"
+    return ""
+
+
 def _serving(execution: Execution, pool: NodePool) -> bool:
     """Running on a node that keeps it."""
-    return execution.state == ComputeStateType.RUNNING and not pool.draining(execution)
+    return execution.state == ComputeStateType.RUNNING and not _leaving(execution, pool)
