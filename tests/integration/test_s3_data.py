@@ -452,3 +452,31 @@ def test_wrong_credentials_and_local_only_nodes_say_what_to_fix(cluster: Cluster
     )
     body = json.dumps(cluster.wait_state(refused, "Failed", "Completed"))
     assert "does not download inputs" in body, body
+
+
+def test_checksums_are_checked(single: Cluster) -> None:
+    import base64
+    import hashlib
+
+    client, _ = store_client(single.root / "orchestrator")
+    data = b"pinned content\n"
+    put(client, "data", "pinned.txt", data)
+    good = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    bad = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    ok = single.submit(
+        wasm_job(
+            [s3_source("data", "pinned.txt", ChecksumSHA256=good)],
+            {"Type": "noop"},
+            ["/inputs/pinned.txt", "/outputs/x"],
+        )
+    )
+    assert single.wait_state(ok, "Completed", "Failed")["Job"]["State"]["StateType"] == "Completed"
+    wrong = single.submit(
+        wasm_job(
+            [s3_source("data", "pinned.txt", ChecksumSHA256=bad)],
+            {"Type": "noop"},
+            ["/inputs/pinned.txt", "/outputs/x"],
+        )
+    )
+    body = json.dumps(single.wait_state(wrong, "Failed", "Completed"))
+    assert "checksum mismatch for s3://data/pinned.txt" in body, body
