@@ -93,54 +93,36 @@ def _action(client: ApiClient, node_id: str, action: str, message: str | None, d
 _MESSAGE = click.option("--message", "-m", help="Why; recorded with the decision.")
 
 
-@node.command("approve")
-@handle_errors
-@api_options
-@_MESSAGE
-@click.argument("node_id", metavar="ID")
-def approve(client: ApiClient, message: str | None, node_id: str) -> None:
-    """Let a node join the fleet and receive work."""
-    _action(client, node_id, "approve", message, "approved")
+# Actions that take only a node and a reason: (name, what the API calls it, what to print).
+_SIMPLE_ACTIONS = [
+    ("approve", "approved", "Let a node join the fleet and receive work."),
+    ("reject", "rejected", "Refuse a node; it gets no work."),
+    ("delete", "deleted", "Forget a node (it must rejoin and be approved again)."),
+    (
+        "cordon",
+        "cordoned: it gets no new work",
+        "Give a node no new work; what it runs keeps running (bacedge addition).",
+    ),
+    (
+        "uncordon",
+        "takes work again",
+        "Let a cordoned, draining or drained node take work again (bacedge addition).",
+    ),
+]
 
 
-@node.command("reject")
-@handle_errors
-@api_options
-@_MESSAGE
-@click.argument("node_id", metavar="ID")
-def reject(client: ApiClient, message: str | None, node_id: str) -> None:
-    """Refuse a node; it gets no work."""
-    _action(client, node_id, "reject", message, "rejected")
+def _simple_action(action: str, done: str, help_text: str) -> None:
+    @node.command(action, help=help_text)
+    @handle_errors
+    @api_options
+    @_MESSAGE
+    @click.argument("node_id", metavar="ID")
+    def command(client: ApiClient, message: str | None, node_id: str) -> None:
+        _action(client, node_id, action, message, done)
 
 
-@node.command("delete")
-@handle_errors
-@api_options
-@_MESSAGE
-@click.argument("node_id", metavar="ID")
-def delete(client: ApiClient, message: str | None, node_id: str) -> None:
-    """Forget a node (it must rejoin and be approved again)."""
-    _action(client, node_id, "delete", message, "deleted")
-
-
-@node.command("cordon")
-@handle_errors
-@api_options
-@_MESSAGE
-@click.argument("node_id", metavar="ID")
-def cordon(client: ApiClient, message: str | None, node_id: str) -> None:
-    """Give a node no new work; what it runs keeps running (bacedge addition)."""
-    _action(client, node_id, "cordon", message, "cordoned: it gets no new work")
-
-
-@node.command("uncordon")
-@handle_errors
-@api_options
-@_MESSAGE
-@click.argument("node_id", metavar="ID")
-def uncordon(client: ApiClient, message: str | None, node_id: str) -> None:
-    """Let a cordoned, draining or drained node take work again (bacedge addition)."""
-    _action(client, node_id, "uncordon", message, "takes work again")
+for _name, _done, _help in _SIMPLE_ACTIONS:
+    _simple_action(_name, _done, _help)
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

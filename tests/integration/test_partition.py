@@ -53,15 +53,22 @@ def node_name(cluster: Cluster, node_id: str) -> str:
     )
 
 
-def test_a_node_back_within_the_grace_window_finishes_its_work(cluster: Cluster) -> None:
-    procs = start(cluster, grace=60)
-    job_id = cluster.submit(sleeper(8))
+def running_on(
+    cluster: Cluster, procs: dict[str, Proc], job_id: str
+) -> tuple[dict[str, Any], Proc]:
+    """The job's running execution and the process of the node that runs it."""
     running = wait_until(
         lambda: [e for e in cluster.executions(job_id) if e["ComputeState"]["StateType"] == 6],
         30,
         "the execution to run",
     )[0]
-    holder = procs[node_name(cluster, running["NodeID"])]
+    return running, procs[node_name(cluster, running["NodeID"])]
+
+
+def test_a_node_back_within_the_grace_window_finishes_its_work(cluster: Cluster) -> None:
+    procs = start(cluster, grace=60)
+    job_id = cluster.submit(sleeper(8))
+    running, holder = running_on(cluster, procs, job_id)
     freeze(holder)
     try:
         wait_until(
@@ -86,12 +93,7 @@ def test_after_the_grace_window_work_fails_over_and_late_results_are_kept_apart(
 ) -> None:
     procs = start(cluster, grace=3)
     job_id = cluster.submit(sleeper(30))
-    running = wait_until(
-        lambda: [e for e in cluster.executions(job_id) if e["ComputeState"]["StateType"] == 6],
-        30,
-        "the execution to run",
-    )[0]
-    holder = procs[node_name(cluster, running["NodeID"])]
+    _running, holder = running_on(cluster, procs, job_id)
     freeze(holder)
     try:
 

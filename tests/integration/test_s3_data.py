@@ -44,6 +44,17 @@ def wasm_job(
     return wasm_job_spec(build_wasm("io").read_bytes(), args, inputs, publisher)
 
 
+def run_to_end(
+    cluster: Cluster,
+    inputs: list[dict[str, Any]],
+    args: list[str],
+    publisher: dict[str, Any] | None = None,
+) -> str:
+    """Submits the io task over these inputs and waits for it to end; the body as JSON."""
+    job_id = cluster.submit(wasm_job(inputs, publisher or {"Type": "noop"}, args))
+    return json.dumps(cluster.wait_state(job_id, "Failed", "Completed"))
+
+
 def on_device(cluster: Cluster) -> dict[str, str]:
     """A CLI run on the device itself: it finds the local store's credentials."""
     return {"BACEDGE_NODE_DATA_DIR": str(cluster.root / "orchestrator")}
@@ -163,24 +174,10 @@ def test_prefix_filter_and_plain_publishing(single: Cluster, tmp_path: Path) -> 
 def test_bad_s3_inputs_fail_with_the_reason(single: Cluster) -> None:
     client, url = store_client(single.root / "orchestrator")
     put(client, "data", "big.bin", b"x" * 4096)
-    missing = single.submit(
-        wasm_job(
-            [s3_source("data", "nope.txt")],
-            {"Type": "noop"},
-            ["/inputs/nope.txt", "/outputs/x"],
-        )
-    )
-    body = single.wait_state(missing, "Failed", "Completed")
-    assert f"s3://data/nope.txt not found at {url}" in json.dumps(body), body["Job"]["State"]
-    no_bucket = single.submit(
-        wasm_job(
-            [s3_source("absent", "k")],
-            {"Type": "noop"},
-            ["/inputs/k", "/outputs/x"],
-        )
-    )
-    body = single.wait_state(no_bucket, "Failed", "Completed")
-    assert "s3://absent/k not found" in json.dumps(body)
+    body = run_to_end(single, [s3_source("data", "nope.txt")], ["/inputs/nope.txt", "/outputs/x"])
+    assert f"s3://data/nope.txt not found at {url}" in body, body
+    body = run_to_end(single, [s3_source("absent", "k")], ["/inputs/k", "/outputs/x"])
+    assert "s3://absent/k not found" in body
 
 
 def test_input_over_the_cap_is_refused_before_download(cluster: Cluster) -> None:
@@ -191,15 +188,8 @@ def test_input_over_the_cap_is_refused_before_download(cluster: Cluster) -> None
     cluster.wait_nodes(1)
     client, _ = store_client(cluster.root / "orchestrator")
     put(client, "data", "big.bin", b"x" * 4096)
-    job_id = cluster.submit(
-        wasm_job(
-            [s3_source("data", "big.bin")],
-            {"Type": "noop"},
-            ["/inputs/big.bin", "/outputs/x"],
-        )
-    )
-    body = cluster.wait_state(job_id, "Failed", "Completed")
-    assert "over this node's input limit of 1000" in json.dumps(body)
+    body = run_to_end(cluster, [s3_source("data", "big.bin")], ["/inputs/big.bin", "/outputs/x"])
+    assert "over this node's input limit of 1000" in body
     assert "s3 input downloaded" not in cluster.procs[0].log.read_text()
 
 
