@@ -16,9 +16,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+
+from edge.appliance import status as appliance_status
 
 BACEDGE = "/opt/bacedge/bin/bacedge"
 DATA = Path("/var/lib/bacedge")
@@ -181,8 +184,12 @@ def main(timeout: float = 900.0) -> int:
         **report.parts,
         "reasons": report.reasons,
         "line": line,
+        "checked": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
-    out = Path("/run/bacedge-appliance/health.json")
+    out = appliance_status.STATUS
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(status) + "\n")
+    partial = out.with_suffix(".partial")
+    partial.write_text(json.dumps(status) + "\n")
+    partial.chmod(0o644)  # the API (the service user) reports it in agent/alive
+    partial.replace(out)
     return 0 if not report.reasons else 1

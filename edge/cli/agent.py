@@ -21,7 +21,8 @@ def agent() -> None:
 @api_options
 @output_option
 def alive(client: ApiClient, output: str) -> None:
-    """Whether the agent answers (`Status: OK`), and its local S3 store's health if it runs one."""
+    """Whether the agent answers (`Status: OK`), its local S3 store's health if it runs one,
+    and on an appliance the boot health check's verdict."""
     answer = client.agent_alive()
     if output != "table":
         echo_data(answer, output)
@@ -30,6 +31,11 @@ def alive(client: ApiClient, output: str) -> None:
     store = answer.get("Store")
     if isinstance(store, dict):
         click.echo(f"Store:  {describe_store_health(store)}")
+    appliance = answer.get("Appliance")
+    if isinstance(appliance, dict):
+        click.echo(
+            f"Appliance: {appliance.get('line', '?')} (checked {appliance.get('checked', '?')})"
+        )
 
 
 def describe_store_health(store: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from edge import __version__
+from edge.appliance import status as appliance_status
 from edge.config import Config
 from edge.jobspec import SpecError, unwrap_job
 from edge.models import (
@@ -132,6 +133,7 @@ class Api:
         self.node_info = node_info
         self.relay = relay
         self.store_health = store_health  # the local S3 store's, when this process runs one
+        self.appliance_status = appliance_status.STATUS
 
     def app(self) -> web.Application:
         token = self.config.api.auth_token
@@ -175,6 +177,9 @@ class Api:
         store = self.store_health() if self.store_health is not None else None
         if store is not None:
             body["Store"] = store  # bacedge's addition; Status keeps Bacalhau's meaning
+        appliance = appliance_status.read(self.appliance_status)
+        if appliance is not None:
+            body["Appliance"] = appliance  # the boot health check's verdict on an appliance
         return _json(body)
 
     async def version(self, _request: web.Request) -> web.Response:
