@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from edge.appliance import status as appliance_status
+from edge.config import ConfigError, load_config
 
 BACEDGE = "/opt/bacedge/bin/bacedge"
 DATA = Path("/var/lib/bacedge")
@@ -71,13 +72,23 @@ def _wait(check: Callable[[], str | None], timeout: float) -> str | None:
     return problem
 
 
+def configured_api(path: Path | None = None) -> str:
+    """The API the device's CLI uses: its own on a standalone device, the hub's (provisioned
+    `[orchestrator] api`) on a compute device. A broken config falls back to the local one;
+    provisioning reports the broken file."""
+    try:
+        return load_config(path).client.api
+    except (ConfigError, OSError, ValueError):
+        return "http://127.0.0.1:1234"
+
+
 def check(timeout: float = 900.0, role: str = "standalone") -> Report:
     report = Report()
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C.UTF-8"}
     token = Path("/etc/bacedge/credentials/api-token")
     if token.exists():
         env["BACEDGE_API_KEY"] = token.read_text().strip()
-    api = os.environ.get("BACEDGE_API", "http://127.0.0.1:1234")
+    api = os.environ.get("BACEDGE_API") or configured_api()
     headers = {"Authorization": f"Bearer {env.get('BACEDGE_API_KEY', '')}"}
     start = time.monotonic()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.appliance import status
+from edge.appliance import health, status
 
 
 def test_a_missing_file_means_no_verdict(tmp_path: Path) -> None:
@@ -24,3 +24,11 @@ def test_a_written_verdict_is_read_back(tmp_path: Path) -> None:
     verdict = {"ready": True, "line": "bacedge-appliance: ready node=n-1", "checked": "Z"}
     path.write_text(json.dumps(verdict))
     assert status.read(path) == verdict
+
+
+def test_the_health_check_asks_the_api_the_device_was_provisioned_with(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[client]\napi = "http://hub.example:1234"\n')
+    assert health.configured_api(config) == "http://hub.example:1234"
+    config.write_text("[client\n")  # broken: provisioning reports it; the check goes on
+    assert health.configured_api(config) == "http://127.0.0.1:1234"
