@@ -7,10 +7,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .base import WireModel
 from .resources import Resources
+from .version import GO_ZERO_TIME
 
 
 class NodeMembership(str, Enum):
@@ -175,6 +183,17 @@ class ConnectionState(WireModel):
     ConnectedSince: str = ""
     DisconnectedSince: str = ""
     LastError: str = ""
+
+    @field_validator("LastHeartbeat", "ConnectedSince", "DisconnectedSince", mode="before")
+    @classmethod
+    def _zero_time_is_unset(cls, value: Any) -> Any:
+        return "" if value is None or value == GO_ZERO_TIME else value
+
+    @field_serializer("LastHeartbeat", "ConnectedSince", "DisconnectedSince")
+    def _unset_is_zero_time(self, value: str) -> str:
+        """Bacalhau's times are Go `time.Time`s: a Go client cannot decode "" into one, and
+        Bacalhau itself sends the zero time for "never"."""
+        return value or GO_ZERO_TIME
 
 
 _ConnectionState = ConnectionState

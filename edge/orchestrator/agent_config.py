@@ -65,7 +65,11 @@ def bacalhau_config(config: Config, node: NodeInfo | None) -> dict[str, Any]:
             "Batch": {"Task": {"Timeouts": execution_timeout}},
             "Ops": {"Task": {"Timeouts": execution_timeout}},
         },
-        "JobAdmissionControl": {"AcceptNetworkedJobs": compute.allow_networking},
+        # Bacalhau 1.7 reads RejectNetworkedJobs; older releases AcceptNetworkedJobs.
+        "JobAdmissionControl": {
+            "AcceptNetworkedJobs": compute.allow_networking,
+            "RejectNetworkedJobs": not compute.allow_networking,
+        },
         "Logging": {
             "Level": config.log.level,
             "Mode": "json" if config.log.format == "json" else "default",
