@@ -370,8 +370,8 @@ def _parse_agent_node(body: Any) -> NodeInfo:
 
 
 def _parse_version(body: Any) -> dict[str, Any]:
-    """Bacalhau's flat answer (its keys are lowercase: `gitversion`) or an older one wrapped
-    in `BuildVersionInfo`, keyed by the Go names (`GitVersion`); empty fields left out."""
+    """Bacalhau's flat answer (`GitVersion`; `gitversion` in its legacy model) or an older
+    one wrapped in `BuildVersionInfo`; empty fields left out."""
     data = _obj(body)
     inner = _ci(data, "BuildVersionInfo")
     info = BuildVersionInfo.model_validate(inner if isinstance(inner, Mapping) else data)

@@ -14,9 +14,10 @@ the Go code sends, the Go code decides, and each such place says why:
   an error for it (Go itself sends "0001-01-01T00:00:00Z" for the zero time).
 - Go slices, maps and pointers may be `null`; strings, numbers, booleans and embedded
   structs never are.
-- Bacalhau has sent two spellings of `BuildVersionInfo` (`gitversion` in its legacy model,
-  `GitVersion` in `models`) and of `models.GPU` (`index` in the document, `Index` in the Go
-  structs without tags): those two definitions match keys in any case, as Go's decoder does.
+- `models.BuildVersionInfo` is spelled as its JSON tags in `pkg/models` (`GitVersion`,
+  `GOOS`; the legacy `model/v1beta1` had `gitversion`, which bacedge reads but never sends).
+  `models.GPU` has no JSON tags in Go, so its keys are the field names (`Index`, `Name`,
+  `Vendor`, `Memory`, `PCIAddress`), whatever the generated document's lowercase says.
 
 `required` lists the properties Go always writes (no `omitempty`) that clients rely on.
 """
@@ -84,11 +85,10 @@ def enum(name: str, base: T, *values: Any) -> T:
 class Definition:
     properties: dict[str, T]
     required: frozenset[str] = frozenset()
-    any_case: bool = False  # Bacalhau has sent these keys in more than one case
 
 
-def d(required: Collection[str] = (), any_case: bool = False, **properties: T) -> Definition:
-    return Definition(properties, frozenset(required), any_case)
+def d(required: Collection[str] = (), **properties: T) -> Definition:
+    return Definition(properties, frozenset(required))
 
 
 # -- enums --------------------------------------------------------------------------------
@@ -114,7 +114,6 @@ DEFINITIONS: dict[str, Definition] = {
     "apimodels.IsAliveResponse": d(["Status"], Status=S),
     "apimodels.GetVersionResponse": d(
         ["GitVersion"],
-        any_case=True,
         Major=S,
         Minor=S,
         GitVersion=S,
@@ -124,7 +123,6 @@ DEFINITIONS: dict[str, Definition] = {
         GOARCH=S,
     ),
     "models.BuildVersionInfo": d(
-        any_case=True,
         Major=S,
         Minor=S,
         GitVersion=S,
@@ -157,7 +155,7 @@ DEFINITIONS: dict[str, Definition] = {
         address=S,
     ),
     "models.Resources": d(CPU=N, Memory=U, Disk=U, GPU=U, GPUs=arr(ref("models.GPU"))),
-    "models.GPU": d(any_case=True, index=U, name=S, vendor=GPU_VENDOR, memory=U, pciaddress=S),
+    "models.GPU": d(Index=U, Name=S, Vendor=GPU_VENDOR, Memory=U, PCIAddress=S),
     "models.NodeState": d(
         ["Info", "Membership", "ConnectionState"],
         Info=ref("models.NodeInfo"),
@@ -493,8 +491,6 @@ class Checker:
         present = set()
         for key, item in value.items():
             prop = key if key in props else None
-            if prop is None and definition.any_case:
-                prop = by_lower.get(key.lower())
             if prop is not None:
                 present.add(prop)
                 self.seen[name].add(prop)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from .base import WireModel
 
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -11,14 +9,15 @@ GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 class BuildVersionInfo(WireModel):
-    """Bacalhau embeds this struct in its answer, so the keys are at the top level, spelled
-    as its JSON tags spell them (lowercase); any case is read."""
+    """Bacalhau embeds this struct (`models.BuildVersionInfo`) in its answer, so the keys are
+    at the top level, spelled as its JSON tags spell them (`GitVersion`, `GOOS`). The legacy
+    `model/v1beta1` spelled them in lowercase (`gitversion`); any case is read."""
 
-    Major: str = Field(default="", alias="major")
-    Minor: str = Field(default="", alias="minor")
-    GitVersion: str = Field(default="", alias="gitversion")
-    GitCommit: str = Field(default="", alias="gitcommit")
-    BuildDate: str = Field(default=GO_ZERO_TIME, alias="builddate")
-    GOOS: str = Field(default="", alias="goos")
-    GOARCH: str = Field(default="", alias="goarch")
+    Major: str = ""
+    Minor: str = ""
+    GitVersion: str = ""
+    GitCommit: str = ""
+    BuildDate: str = GO_ZERO_TIME
+    GOOS: str = ""
+    GOARCH: str = ""
     Product: str = ""  # bacedge: which implementation answers ("bacedge")

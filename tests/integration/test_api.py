@@ -143,8 +143,8 @@ def test_nodes_agent_and_openapi(single: Cluster) -> None:
     assert filtered.json()["Nodes"] == []
     assert httpx.get(f"{single.api}/api/v1/agent/alive").json() == {"Status": "OK"}
     version = httpx.get(f"{single.api}/api/v1/agent/version").json()
-    assert version["gitversion"].startswith("v") and version["Product"] == "bacedge"
-    assert {"major", "minor", "gitcommit", "builddate", "goos", "goarch"} <= set(version)
+    assert version["GitVersion"].startswith("v") and version["Product"] == "bacedge"
+    assert {"Major", "Minor", "GitCommit", "BuildDate", "GOOS", "GOARCH"} <= set(version)
     agent_node = httpx.get(f"{single.api}/api/v1/agent/node").json()
     assert agent_node["NodeID"] == info["NodeID"]
     assert agent_node["NodeType"] == "Compute"  # a hybrid node, as Bacalhau reports one

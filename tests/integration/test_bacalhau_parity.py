@@ -209,7 +209,7 @@ def test_podman_socket_alone_enables_docker_tasks(open_root: Path) -> None:
 
 def test_agent_answers_bacalhau_shapes(hybrid: Cluster) -> None:
     version = httpx.get(f"{hybrid.api}/api/v1/agent/version").json()
-    assert "BuildVersionInfo" not in version and version["gitversion"]
+    assert "BuildVersionInfo" not in version and version["GitVersion"]
     node = httpx.get(f"{hybrid.api}/api/v1/agent/node").json()
     assert node["NodeType"] == "Compute" and node["SupportedProtocols"] == ["bacedge/v1"]
     config = httpx.get(f"{hybrid.api}/api/v1/agent/config").json()["config"]

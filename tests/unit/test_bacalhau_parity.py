@@ -107,15 +107,16 @@ def test_network_type_enum_compares_by_member() -> None:
 
 def test_version_is_flat_with_bacalhau_json_keys() -> None:
     wire = BuildVersionInfo(Major="0", Minor="1", GitVersion="v0.1.0", GOOS="linux").wire()
-    assert wire["gitversion"] == "v0.1.0" and wire["major"] == "0" and wire["goos"] == "linux"
-    assert wire["builddate"] == "0001-01-01T00:00:00Z"  # a time a Go client can parse
+    assert wire["GitVersion"] == "v0.1.0" and wire["Major"] == "0" and wire["GOOS"] == "linux"
+    assert "gitversion" not in wire  # the legacy v1beta1 spelling is read, not sent
+    assert wire["BuildDate"] == "0001-01-01T00:00:00Z"  # a time a Go client can parse
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {"gitversion": "v1.7.0", "major": "1", "minor": "7", "goarch": "amd64"},  # Bacalhau
-        {"GitVersion": "v1.7.0", "Major": "1", "Minor": "7", "GOARCH": "amd64"},
+        {"gitversion": "v1.7.0", "major": "1", "minor": "7", "goarch": "amd64"},  # v1beta1
+        {"GitVersion": "v1.7.0", "Major": "1", "Minor": "7", "GOARCH": "amd64"},  # Bacalhau
         {"BuildVersionInfo": {"GitVersion": "v1.7.0", "Major": "1", "Minor": "7"}},  # older
     ],
 )
