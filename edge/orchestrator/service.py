@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -59,6 +61,7 @@ from edge.transport.messages import (
     LogRequest,
     OfferBatch,
     OfferReply,
+    OfferResult,
     UpdateAck,
     UpdateBatch,
     decode,
@@ -76,6 +79,11 @@ from .store import Batch, Store
 log = logging.getLogger("bacedge.orchestrator")
 
 OFFER_TIMEOUT = 10.0
+# An offer that got no answer may still reach a slow node for a while; its node is asked
+# about it only after this many more seconds, then again every CONFIRM_INTERVAL while the
+# execution still waits for its bid.
+OFFER_SETTLE = OFFER_TIMEOUT
+CONFIRM_INTERVAL = 30.0
 SCHEDULING_ACTIONS = ("cordon", "uncordon", "drain")  # bacedge additions to Bacalhau's actions
 LOST = LOST_DETAIL
 _REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
@@ -109,6 +117,16 @@ class Orchestrator:
         self.completions: deque[float] = deque(maxlen=10_000)
         self._pending: dict[str, None] = {}  # job IDs to plan, in the order queued
         self._due: dict[str, float] = {}  # job ID -> monotonic time of a delayed re-plan
+        # Offers waiting for their bid (ComputeState AskForBid). While an offer may still be
+        # on its way to the node (monotonic time in `_in_flight`, inf while its request is
+        # open) its node is not asked about it. An offer that got no answer is chased: at
+        # its due time (`_chase`, a heap, with the live entry's time in `_chase_at`) its
+        # node goes into `_reconcile`, whose next heartbeat is answered "handshake again",
+        # and the handshake lists the execution; the node keeps it or reports no record.
+        self._in_flight: dict[str, float] = {}
+        self._chase: list[tuple[float, str]] = []
+        self._chase_at: dict[str, float] = {}
+        self._reconcile: set[str] = set()
         self._rng = random.Random()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -125,13 +143,26 @@ class Orchestrator:
         for job in jobs:
             self.jobs[job.ID] = job
             self.job_executions[job.ID] = []
+        now = time.monotonic()
+        unanswered = 0
         for execution in executions:
             self._track(execution)
+            if execution.state == ComputeStateType.ASK_FOR_BID:
+                # Offered before the restart and never answered: its node is asked about it
+                # when it connects (it keeps what it took and says it has no record of the
+                # rest); nothing re-runs on our word alone.
+                self._chase_later(execution.ID, now)
+                unanswered += 1
             if not execution.terminal and execution.NodeID in self.nodes.nodes:
                 node = self.nodes.nodes[execution.NodeID]
                 node.active.add(execution.ID)
                 node.allocated = node.allocated.add(self._need(execution.JobID))
                 node.gpus_used = node.gpus_used | _gpu_keys(execution)
+        if unanswered:
+            log.warning(
+                "offers recorded before the restart had no answer; asking their nodes",
+                extra={"executions": unanswered},
+            )
         queue = subjects.ORCH_QUEUE
         self._subs = [
             await self.nc.subscribe(subjects.HANDSHAKE, queue=queue, cb=self._on_handshake),
@@ -213,6 +244,8 @@ class Orchestrator:
         self.queued_since.pop(job.ID, None)
         self._pending.pop(job.ID, None)
         for execution_id in self.job_executions.pop(job.ID, []):
+            self._in_flight.pop(execution_id, None)
+            self._chase_at.pop(execution_id, None)
             execution = self.executions.pop(execution_id, None)
             if execution is not None:
                 self._release(execution)
@@ -228,6 +261,9 @@ class Orchestrator:
         details: dict[str, str] | None = None,
     ) -> None:
         previous = execution.ComputeState.StateType
+        if state != ComputeStateType.ASK_FOR_BID:
+            self._in_flight.pop(execution.ID, None)  # answered or closed: nothing to chase
+            self._chase_at.pop(execution.ID, None)
         execution.ComputeState = ComputeState(
             StateType=state, Message=message, Details=details or {}
         )
@@ -517,12 +553,19 @@ class Orchestrator:
     async def _evaluate(self, job_ids: list[str]) -> None:
         batch = Batch()
         offers: dict[str, list[Execution]] = {}
-        for job_id in job_ids:
-            job = self.jobs.get(job_id)
-            if job is not None and not job.State.StateType.terminal:
-                self._plan(job, batch, offers)
-                await asyncio.sleep(0)  # one job's plan at a time: the API keeps answering
-        await self.store.save(batch)
+        try:
+            for job_id in job_ids:
+                job = self.jobs.get(job_id)
+                if job is not None and not job.State.StateType.terminal:
+                    self._plan(job, batch, offers)
+                    await asyncio.sleep(0)  # one job's plan at a time: the API keeps answering
+            await self.store.save(batch)
+        except BaseException:
+            # Placed, never offered: their nodes are asked about them, answer "no record",
+            # and the jobs are planned again.
+            for execs in offers.values():
+                self._offer_unanswered(execs, 0.0)
+            raise
         if offers:
             await asyncio.gather(*(self._offer(node, execs) for node, execs in offers.items()))
 
@@ -632,6 +675,7 @@ class Orchestrator:
             Revision=1,
         )
         self._track(execution)
+        self._in_flight[execution.ID] = math.inf  # stored, then offered
         node.active.add(execution.ID)
         node.allocated = node.allocated.add(need)
         node.gpus_used = node.gpus_used | {gpu_key(g) for g in gpus}
@@ -652,33 +696,48 @@ class Orchestrator:
         return execution
 
     async def _offer(self, node_id: str, executions: list[Execution]) -> None:
-        executions = [e for e in executions if not e.terminal]  # stopped meanwhile
+        try:
+            await self._send_offer(node_id, [e for e in executions if not e.terminal])
+        finally:
+            # Whatever got no answer (a timeout, a lost reply, an error on the way) is
+            # asked about later, rather than guessed at: nothing runs twice, nothing waits
+            # forever.
+            self._offer_unanswered(executions, OFFER_SETTLE)
+
+    async def _send_offer(self, node_id: str, executions: list[Execution]) -> None:
         if not executions:
-            return
+            return  # stopped meanwhile
         outgoing = OfferBatch(
             Executions=[e.model_copy(update={"Job": self.jobs.get(e.JobID)}) for e in executions]
         )
+        results: dict[str, OfferResult] = {}
+        nobody = False
         try:
             msg = await self.nc.request(
                 subjects.offer(node_id), encode(outgoing), timeout=OFFER_TIMEOUT
             )
             reply = decode(OfferReply, msg.data)
             results = {r.ExecutionID: r for r in reply.Results}
-        except (NatsTimeout, NoRespondersError, asyncio.TimeoutError) as exc:
-            why = "no responders" if isinstance(exc, NoRespondersError) else "timed out"
-            log.warning("offer not answered", extra={"node_id": node_id, "why": why})
-            results = {}
+        except NoRespondersError:
+            nobody = True  # nothing listens on the node's offer subject: it never got it
+            log.warning("offer not delivered: node not listening", extra={"node_id": node_id})
+        except (NatsTimeout, asyncio.TimeoutError):
+            log.warning("offer not answered", extra={"node_id": node_id, "why": "timed out"})
+        except Exception as exc:  # a connection closing, a garbled reply: answer unknown
+            log.warning("offer not answered", extra={"node_id": node_id, "why": str(exc)})
         batch = Batch()
         for execution in executions:
-            if execution.terminal:
-                continue
             result = results.get(execution.ID)
+            if execution.terminal or (result is None and not nobody):
+                continue  # closed meanwhile, or no answer: see _offer_unanswered
+            self._in_flight.pop(execution.ID, None)
             if result is None:
                 self._set_execution_state(
                     execution,
                     ComputeStateType.FAILED,
-                    f"node {node_id} did not answer the offer",
+                    f"node {node_id} was not listening for offers: the offer never reached it",
                     batch,
+                    {LOST: "offer not delivered"},
                 )
                 self._enqueue(execution.JobID)
             elif not result.Accepted:
@@ -692,6 +751,58 @@ class Orchestrator:
                 )
         await self.store.save(batch)
 
+    def _offer_unanswered(self, executions: list[Execution], settle: float) -> None:
+        """Offers that got no answer: their node is asked about them once `settle` seconds
+        have passed (time for a late offer to reach it)."""
+        due = time.monotonic() + settle
+        for execution in executions:
+            if execution.state == ComputeStateType.ASK_FOR_BID:
+                self._in_flight[execution.ID] = due
+                self._chase_later(execution.ID, due)
+
+    def _chase_later(self, execution_id: str, due: float) -> None:
+        self._chase_at[execution_id] = due
+        heapq.heappush(self._chase, (due, execution_id))
+
+    def _chase_offers(self, now: float, batch: Batch) -> None:
+        """Offers still waiting for their bid once they had time to arrive: the node is
+        told to handshake at its next heartbeat, and the handshake lists them; asked again
+        every CONFIRM_INTERVAL while nothing comes back. Only the heap's due entries are
+        looked at, so a large working set costs nothing here."""
+        while self._chase and self._chase[0][0] <= now:
+            due, execution_id = heapq.heappop(self._chase)
+            if self._chase_at.get(execution_id) != due:
+                continue  # superseded or settled
+            execution = self.executions.get(execution_id)
+            if execution is None or execution.state != ComputeStateType.ASK_FOR_BID:
+                self._chase_at.pop(execution_id, None)
+                continue
+            self._in_flight.pop(execution_id, None)
+            if execution.NodeID not in self.nodes.nodes:  # deleted by an operator
+                self._set_execution_state(
+                    execution,
+                    ComputeStateType.FAILED,
+                    f"node {execution.NodeID} is gone: the offer was never answered",
+                    batch,
+                    {LOST: "node deleted"},
+                )
+                self._enqueue(execution.JobID)
+                continue
+            self._reconcile.add(execution.NodeID)
+            self._chase_later(execution_id, now + CONFIRM_INTERVAL)
+
+    def _expected(self, execution: Execution, now: float) -> bool:
+        """Whether a node's handshake lists the execution as one the node should have: those
+        it accepted, and offers that got no answer once they had time to reach it (the
+        node keeps those it took and reports the others failed, "no record"). Never an offer
+        that may still be on its way: the node would call it unknown, then run it."""
+        if execution.state >= ComputeStateType.BID_ACCEPTED:
+            return True
+        return (
+            execution.state == ComputeStateType.ASK_FOR_BID
+            and self._in_flight.get(execution.ID, 0.0) <= now
+        )
+
     # -- compute node messages ---------------------------------------------
     async def _on_handshake(self, msg: Msg) -> None:
         try:
@@ -702,19 +813,20 @@ class Orchestrator:
             )
             return
         node = self.nodes.handshake(info)
+        self._reconcile.discard(info.NodeID)  # this handshake is the reconciliation
         await self.store.put_node(node.state)
+        now = time.monotonic()
         accepted = node.state.Membership != NodeMembership.REJECTED
         reply = HandshakeReply(
             Accepted=accepted,
             Reason="" if accepted else "node membership was rejected by an operator",
             Membership=node.state.Membership,
             HeartbeatInterval=self.config.compute.heartbeat_interval,
-            # Only executions the node has accepted: offers may still be in flight.
+            # Accepted executions and unanswered offers, not offers that may be in flight.
             ActiveExecutions=sorted(
                 e
                 for e in node.active
-                if e in self.executions
-                and self.executions[e].state >= ComputeStateType.BID_ACCEPTED
+                if e in self.executions and self._expected(self.executions[e], now)
             ),
         )
         await msg.respond(encode(reply))
@@ -733,6 +845,8 @@ class Orchestrator:
         known = self.nodes.heartbeat(
             beat.NodeID, beat.AvailableCapacity, beat.RunningExecutions, beat.EnqueuedExecutions
         )
+        if beat.NodeID in self._reconcile:
+            known = False  # "handshake again": its reply lists the offers we wait on
         self.metrics.observe_heartbeat()
         if msg.reply:
             await msg.respond(b'{"Known": true}' if known else b'{"Known": false}')
@@ -773,7 +887,16 @@ class Orchestrator:
             execution.RunOutput = update.RunOutput
         if update.PublishedResult is not None:
             execution.PublishedResult = update.PublishedResult
-        self._set_execution_state(execution, update.State, update.Message, batch, update.Details)
+        details = update.Details
+        if (
+            execution.state == ComputeStateType.ASK_FOR_BID
+            and update.State == ComputeStateType.FAILED
+            and LOST not in details
+        ):
+            # Failed before it ever reported Running: the node never took the offer (it
+            # answers "no record" when asked). Not the task's failure: it may run there again.
+            details = {**details, LOST: "offer never taken by the node"}
+        self._set_execution_state(execution, update.State, update.Message, batch, details)
         job = self.jobs.get(execution.JobID)
         if job is None:
             return
@@ -820,6 +943,7 @@ class Orchestrator:
                     )
                     self._enqueue(execution.JobID)
         now_mono, now = time.monotonic(), now_ns()
+        self._chase_offers(now_mono, batch)
         await self._drain_progress(now)
         for job in list(self.jobs.values()):
             timeouts = job.task.Timeouts if job.Tasks else None
