@@ -9,10 +9,8 @@ poll after that restores everything without user action.
 
 from __future__ import annotations
 
-import shlex
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from textual.app import App
@@ -26,6 +24,7 @@ from edge.cli.output import display_id
 from edge.client import ApiUnreachable, ClientError
 from edge.models import Job, NodeState
 
+from .actions import ActionSpec, node_action
 from .client import (
     ApiLike,
     Backoff,
@@ -68,22 +67,6 @@ SCREENS: list[tuple[str, str, str, type[BaseScreen]]] = [
     ("6", "logs", "Logs", LogsScreen),
 ]
 _SCREENS_GROUP = Binding.Group("Screens", compact=True)
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """A change to the cluster: what the user is asked, the CLI equivalent, the API call."""
-
-    title: str
-    question: str
-    command: list[str]
-    verb: str
-    call: Callable[[ApiLike], Awaitable[dict[str, Any]]]
-    done: str
-
-    @property
-    def command_text(self) -> str:
-        return shlex.join(self.command)
 
 
 class BacedgeApp(App[None]):
@@ -133,6 +116,7 @@ class BacedgeApp(App[None]):
         self.data = ClusterData()
         self.selected_job: str | None = None
         self.selected_execution: str | None = None
+        self.selected_node: str | None = None  # the nodes table's cursor, or the detail's
         self.log_target: tuple[str, str | None] | None = None
         self.command_log: list[CommandEntry] = []
         self.timings: dict[str, float] = {}
@@ -391,6 +375,7 @@ class BacedgeApp(App[None]):
             self.call_after_refresh(screen.action_download)
 
     def open_node(self, node_id: str) -> None:
+        self.selected_node = node_id
         self._switch("nodes")
         if isinstance(self.screen, NodeDetailScreen):
             self.pop_screen()
@@ -421,10 +406,7 @@ class BacedgeApp(App[None]):
             rows.append((key, binding, where))
         rank = {"everywhere": 2}
         rows.sort(key=lambda row: rank.get(row[2], 0 if isinstance(row[2], str) else 1))
-        table = [
-            (self.get_key_display(binding), description, where)
-            for binding, description, where in binding_rows(rows, self.read_only)
-        ]
+        table = binding_rows(rows, self.read_only, self.get_key_display)
         self.push_screen(HelpScreen(table, self.read_only))
 
     def action_command_log(self) -> None:
@@ -463,24 +445,9 @@ class BacedgeApp(App[None]):
         )
 
     def confirm_node_action(self, node: NodeState, action: str) -> None:
-        node_id = node.Info.NodeID
-        label = node.Info.Labels.get("name") or display_id(node_id)
-        questions = {
-            "approve": f"Approve node {label} ({node_id})? It will receive work.",
-            "reject": f"Reject node {label} ({node_id})? It will get no work.",
-            "delete": f"Delete node {label} ({node_id})? It must rejoin and be approved again.",
-        }
-        done = {"approve": "approved", "reject": "rejected", "delete": "deleted"}[action]
-        self.confirm(
-            ActionSpec(
-                f"{action.capitalize()} node",
-                questions[action],
-                self.cli("node", action, node_id),
-                action.capitalize(),
-                lambda api: api.node_action(node_id, action),
-                f"Node {label} {done}",
-            )
-        )
+        """approve, reject, delete, cordon, uncordon or drain, with an optional reason (and
+        a drain's deadline) asked in the dialog."""
+        self.confirm(node_action(node, action, self.cli))
 
     def action_submit_job(self) -> None:
         if self.read_only:
@@ -513,12 +480,20 @@ class BacedgeApp(App[None]):
             )
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.perform(spec)
+        def answered(answers: dict[str, str] | None) -> None:
+            if answers is not None:
+                self.perform(spec.with_answers(answers))
 
         self.push_screen(
-            ConfirmScreen(spec.title, spec.question, spec.command_text, spec.verb), answered
+            ConfirmScreen(
+                spec.title,
+                spec.question,
+                spec.command_text,
+                spec.verb,
+                spec.asks,
+                lambda answers: spec.with_answers(answers).command_text,
+            ),
+            answered,
         )
 
     def perform(self, spec: ActionSpec) -> None:

@@ -88,7 +88,11 @@ class ApiLike(Protocol):
     async def rerun_job(self, job_id: str) -> dict[str, Any]: ...
 
     async def node_action(
-        self, node_id: str, action: str, message: str | None = None
+        self,
+        node_id: str,
+        action: str,
+        message: str | None = None,
+        deadline: str | None = None,
     ) -> dict[str, Any]: ...
 
     async def agent_version(self) -> dict[str, Any]: ...

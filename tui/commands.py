@@ -1,5 +1,9 @@
 """The command palette (ctrl+p): screens, refresh, actions on the selection, jobs and nodes.
 
+The selection is the job and the node last under the cursor (or opened): the palette offers
+stopping and rerunning that job, and cordoning, uncordoning or draining that node (what its
+state allows: the keys send any of them and show the server's refusal).
+
 Write actions are not offered at all in --read-only, so the palette never shows what the
 keys would refuse; downloading a job's results changes nothing, so it is always offered.
 """
@@ -13,6 +17,9 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from edge.cli.output import display_id
+from edge.models import NodeScheduling, NodeState
+
+from .actions import NODE_ACTIONS, node_label
 
 if TYPE_CHECKING:
     from .app import BacedgeApp
@@ -61,6 +68,9 @@ class BacedgeCommands(Provider):
                 out.append(
                     (f"Rerun job {name}", display_id(job.ID), partial(app.confirm_rerun, job))
                 )
+            node = app.data.nodes.get(app.selected_node or "")
+            if node is not None:
+                out += _scheduling_commands(app, node)
             pending = [n for n in app.data.nodes.values() if n.Membership.value == "PENDING"]
             for node in pending[:_MAX_OBJECT_HITS]:
                 out.append(
@@ -101,3 +111,25 @@ class BacedgeCommands(Provider):
                 found += 1
                 if found >= _MAX_OBJECT_HITS:
                     break
+
+
+_SCHEDULING_KEYS = {"cordon": "C", "uncordon": "U", "drain": "D"}
+
+
+def _scheduling_commands(
+    app: BacedgeApp, node: NodeState
+) -> list[tuple[str, str, Callable[[], object]]]:
+    """Cordon or uncordon, and drain (again, for a new deadline) unless it is drained, for
+    the selected node."""
+    status = node.Scheduling.Status
+    actions = ["cordon" if status == NodeScheduling.ELIGIBLE else "uncordon"]
+    if status != NodeScheduling.DRAINED:
+        actions.append("drain")
+    return [
+        (
+            f"{action.capitalize()} node {node_label(node)}",
+            f"{NODE_ACTIONS[action][1]} ({_SCHEDULING_KEYS[action]})",
+            partial(app.confirm_node_action, node, action),
+        )
+        for action in actions
+    ]

@@ -29,6 +29,7 @@ from edge.models import (
     JobStateType,
     NodeConnection,
     NodeMembership,
+    NodeScheduling,
     NodeState,
     display_type,
     format_bytes,
@@ -297,10 +298,24 @@ def _used(total: float, available: float) -> float:
     return max(0.0, total - available)
 
 
+def node_status(node: NodeState) -> list[str]:
+    """The connection, then bacedge's cordon or drain when the node takes no new work, as
+    `bacedge node list` shows them (`CONNECTED,DRAINING`)."""
+    scheduling = node.Scheduling.Status
+    words = [node.ConnectionState.Status.value]
+    return words if scheduling == NodeScheduling.ELIGIBLE else [*words, scheduling.value]
+
+
+def status_cell(node: NodeState) -> Cell:
+    """The STATUS cell, coloured by the cordon or drain when there is one (the CLI's way)."""
+    words = node_status(node)
+    text = ",".join(words)
+    return Cell(text, state_style(words[-1]), (0, text.lower()))
+
+
 def node_row(node: NodeState) -> tuple[Cell, ...]:
     info = node.Info.ComputeNodeInfo
     total, free = info.MaxCapacity, info.AvailableCapacity
-    status = node.ConnectionState.Status.value
     approval = node.Membership.value
     cpu = f"{_used(total.CPU, free.CPU):.1f}/{total.CPU:.1f}" if total.CPU else ""
     used_memory = int(_used(total.Memory, free.Memory))
@@ -309,7 +324,7 @@ def node_row(node: NodeState) -> tuple[Cell, ...]:
     return (
         Cell(short(display_id(node.Info.NodeID), ID_WIDTH), "", node.Info.NodeID),
         Cell(short(node_name(node), NAME_WIDTH)),
-        state_cell(status),
+        status_cell(node),
         state_cell(approval),
         Cell(cpu, "", total.CPU and _used(total.CPU, free.CPU) / total.CPU),
         Cell(memory, "", total.Memory and used_memory / total.Memory),
@@ -327,7 +342,7 @@ def _user_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 
 NODE_FIELDS: dict[str, Field[NodeState]] = {
-    "status": Field(lambda n: [n.ConnectionState.Status.value]),
+    "status": Field(node_status),  # status:cordoned, status:draining too
     "approval": Field(lambda n: [n.Membership.value]),
     "label": Field(lambda n: [], labels=lambda n: n.Info.Labels),
     "engine": Field(lambda n: n.Info.ComputeNodeInfo.ExecutionEngines),
@@ -341,7 +356,7 @@ def node_haystack(node: NodeState) -> str:
     info = node.Info
     labels = " ".join(f"{k}={v}" for k, v in info.Labels.items())
     return (
-        f"{info.NodeID} {node_name(node)} {node.ConnectionState.Status.value} "
+        f"{info.NodeID} {node_name(node)} {' '.join(node_status(node))} "
         f"{node.Membership.value} {labels} {gpu_summary(node)}"
     )
 

@@ -32,9 +32,11 @@ from edge.models import (
     NodeConnection,
     NodeInfo,
     NodeMembership,
+    NodeScheduling,
     NodeState,
     Resources,
     RunOutput,
+    SchedulingState,
     SpecConfig,
     StateChange,
     Task,
@@ -95,6 +97,7 @@ def _node(
     cpu: float = 4.0,
     used_cpu: float = 1.0,
     labels: dict[str, str] | None = None,
+    scheduling: SchedulingState | None = None,
 ) -> NodeState:
     gpu_list = [
         GPUInfo(
@@ -147,6 +150,7 @@ def _node(
             DisconnectedSince="" if connected else _iso(840),
             LastError="" if connected else "no heartbeat for 45s",
         ),
+        Scheduling=scheduling or SchedulingState(),
     )
 
 
@@ -215,10 +219,21 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
+        self.node_actions: list[tuple[str, str, str | None, str | None]] = []  # with arguments
         self.fail_with: Exception | None = None
         self.nodes = [
             _node(1, "edge-gpu-01", gpus=2, cpu=12, used_cpu=6, labels={"site": "plant-a"}),
-            _node(2, "edge-pi-02", labels={"site": "plant-a", "zone": "line-3"}),
+            _node(
+                2,
+                "edge-pi-02",
+                labels={"site": "plant-a", "zone": "line-3"},
+                scheduling=SchedulingState(
+                    Status=NodeScheduling.DRAINING,
+                    Message="SD card swap",
+                    Since=_iso(300),
+                    DrainDeadline=_iso(-600),
+                ),
+            ),
             _node(3, "edge-pi-03", connected=False, labels={"site": "plant-b"}),
             _node(
                 4,
@@ -409,9 +424,14 @@ class FakeApi:
         return {"JobID": job_id, "JobVersion": 2, "EvaluationID": "eval-2"}
 
     async def node_action(
-        self, node_id: str, action: str, message: str | None = None
+        self,
+        node_id: str,
+        action: str,
+        message: str | None = None,
+        deadline: str | None = None,
     ) -> dict[str, Any]:
         self.calls.append(("node_action", node_id, action))
+        self.node_actions.append((node_id, action, message, deadline))
         return {"Success": True, "Error": ""}
 
     async def agent_version(self) -> dict[str, Any]:

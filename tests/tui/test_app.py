@@ -149,6 +149,112 @@ async def test_node_actions_reject_and_delete_go_through_the_dialog() -> None:
         assert f"node reject {pending}" in text_of(log.query_one("#command-log", Static))
 
 
+async def test_cordon_uncordon_and_drain_in_the_table_palette_and_help() -> None:
+    for read_only in (False, True):
+        api = FakeApi()
+        gpu, draining = api.nodes[0].Info.NodeID, api.nodes[1].Info.NodeID
+        app = fake_app(api, start="nodes", read_only=read_only)
+        async with app.run_test(size=(160, 40)) as pilot:
+            table = await until(
+                pilot,
+                lambda: app.screen.query("#nodes-table").first(KeyedTable),  # noqa: B023
+                "nodes",
+            )
+            await until(pilot, lambda: table.row_count == 4, "the nodes")  # noqa: B023
+            assert (table.cells(draining) or ())[2].text == "CONNECTED,DRAINING"
+            assert (table.cells(gpu) or ())[2].text == "CONNECTED"
+
+            def palette() -> list[str]:
+                return [name for name, _, _ in BacedgeCommands(app.screen)._commands()]  # noqa: B023
+
+            table.select_key(draining)
+            await pilot.pause()
+            names = palette()
+            if read_only:
+                assert not [n for n in names if n.split()[0] in ("Cordon", "Uncordon", "Drain")]
+            else:
+                assert {"Uncordon node edge-pi-02", "Drain node edge-pi-02"} <= set(names)
+                assert "Cordon node edge-pi-02" not in names
+                table.select_key(gpu)
+                await pilot.pause()
+                assert {"Cordon node edge-gpu-01", "Drain node edge-gpu-01"} <= set(palette())
+            await pilot.press("question_mark")
+            help_screen = await until(
+                pilot,
+                lambda: isinstance(app.screen, HelpScreen) and app.screen,  # noqa: B023
+                "help",
+            )
+            assert isinstance(help_screen, HelpScreen)
+            keys = {(key, action) for key, action, _ in help_screen.rows}
+            wanted = {("C", "Cordon"), ("U", "Uncordon"), ("D", "Drain")}
+            assert (wanted <= keys) is not read_only, keys
+            await pilot.press("escape")
+            await pilot.press("D")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen) is not read_only
+            assert api.calls == []
+
+
+async def test_a_drain_sends_its_reason_and_deadline() -> None:
+    api = FakeApi()
+    node = api.nodes[0].Info.NodeID
+    posted: list[Message] = []
+    app = fake_app(api, start="nodes")
+    async with app.run_test(size=(160, 40), message_hook=posted.append) as pilot:
+        table = await until(
+            pilot, lambda: app.screen.query("#nodes-table").first(KeyedTable), "nodes"
+        )
+        await until(pilot, lambda: table.row_count == 4, "the nodes")
+        table.select_key(node)
+        await pilot.press("D")
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the dialog"
+        )
+        assert isinstance(dialog, ConfirmScreen)
+        question = text_of(dialog.query_one("#dialog-question", Static))
+        assert f"Drain node edge-gpu-01 ({node})?" in question and "deadline" in question
+        await pilot.press("tab")  # from Cancel: the button, then the first field
+        await pilot.press("tab", *"GPU fan", "enter", *"1h", "enter")
+        assert dialog.command == (
+            f"bacedge node drain {node} --message 'GPU fan' --deadline 1h --profile lab"
+        )
+        await pilot.press("enter")
+        await until(pilot, lambda: any(isinstance(m, ActionFinished) for m in posted), "drain")
+        assert api.node_actions == [(node, "drain", "GPU fan", "1h")]
+        entry = app.command_log[-1]
+        assert entry.ok and entry.message == "Node edge-gpu-01 draining; batch work moves in 1h"
+        assert entry.command == dialog.command
+
+
+async def test_node_actions_a_bacalhau_server_does_not_know(bacalhau_151: str) -> None:
+    """Bacalhau has no cordon or drain: the server's answer is shown, the screen goes on."""
+    app = BacedgeApp(ClusterTarget(bacalhau_151), refresh_interval=0.2, start="nodes")
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = await until(
+            pilot, lambda: app.screen.query("#nodes-table").first(KeyedTable), "nodes"
+        )
+        await until(pilot, lambda: table.row_count == 3, "the nodes")
+        node = table.keys[0]
+        table.select_key(node)
+        for key in ("D", "C"):
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
+            await pilot.press("y")
+        await until(pilot, lambda: len(app.command_log) == 2, "both to come back")
+        assert {e.command.split()[2] for e in app.command_log} == {"drain", "cordon"}
+        for entry in app.command_log:
+            assert not entry.ok and entry.command.startswith("bacedge node ")
+            assert entry.message == (
+                f"{bacalhau_151} answered PUT /api/v1/orchestrator/nodes/{node} "
+                "with HTTP 404 Not Found: 404: Not Found"
+            )
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 2 and "HTTP 404 Not Found" in str(errors[0].message)
+        seen = app.data.generation
+        await until(pilot, lambda: app.data.generation > seen + 1, "polls going on")
+        assert app.link.ok and table.row_count == 3 and app.screen is table.screen
+
+
 async def test_palette_and_help_follow_the_mode() -> None:
     for read_only in (False, True):
         app = fake_app(start="jobs", read_only=read_only)

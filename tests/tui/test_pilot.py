@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from textual.message import Message
+from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
-from edge.cli.output import display_id
+from edge.cli.output import display_id, rfc3339_ns
 from tests.integration.cluster import Cluster
 from tui import BacedgeApp, ClusterTarget
 from tui.commands import BacedgeCommands
@@ -21,8 +23,10 @@ from tui.screens import (
     JobDetailScreen,
     JobsScreen,
     LogsScreen,
+    NodeDetailScreen,
     SubmitScreen,
 )
+from tui.state import CommandEntry
 from tui.widgets import ConnectionBanner, KeyedTable, LogView
 from tui.widgets.log_view import ERROR_RE
 
@@ -303,7 +307,14 @@ async def test_read_only_blocks_every_action(cluster: Cluster) -> None:
             await pilot.press("5")
             await pilot.pause()
             nodes = {b.binding.action for b in app.screen.active_bindings.values()}
-            assert not nodes & {"approve_node", "reject_node", "delete_node"}
+            assert not nodes & {
+                "approve_node",
+                "reject_node",
+                "delete_node",
+                "cordon_node",
+                "uncordon_node",
+                "drain_node",
+            }
             assert not any(isinstance(m, ActionStarted) for m in posted)
         assert cluster.job(job_id)["Job"]["State"]["StateType"] == "Running"
     finally:
@@ -346,6 +357,172 @@ async def test_node_approval(own_cluster: Cluster) -> None:
         )
     (after,) = [n for n in c.nodes() if n["Info"]["NodeID"] == node_id]
     assert after["Membership"] == "APPROVED"
+
+
+NODES = "/api/v1/orchestrator/nodes"
+
+
+def scheduling(cluster: Cluster, node_id: str) -> dict[str, str]:
+    """The node's cordon or drain as the API says it (left out of an eligible node's state)."""
+    response = httpx.get(f"{cluster.api}{NODES}/{node_id}", timeout=5)
+    assert response.status_code == 200, response.text
+    found = response.json()["Node"].get("Scheduling") or {}
+    return {"Status": "ELIGIBLE", "Message": "", "DrainDeadline": "", **found}
+
+
+async def node_dialog(pilot: Pilot[Any], key: str, **answers: str) -> ConfirmScreen:
+    """Press a node action's key, then type the answers into the dialog's fields."""
+    app = pilot.app
+    await pilot.press(key)
+    dialog = await until(
+        pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, f"the {key} dialog"
+    )
+    assert isinstance(dialog, ConfirmScreen)
+    for field, text in answers.items():
+        await pilot.click(f"#ask-{field}")
+        await pilot.press(*text)
+    return dialog
+
+
+async def outcome(pilot: Pilot[Any], posted: list[Message], count: int) -> CommandEntry:
+    """The `count`th action's entry in the command log, once it is back."""
+
+    def finished() -> list[ActionFinished]:
+        return [m for m in posted if isinstance(m, ActionFinished)]
+
+    await until(pilot, lambda: len(finished()) >= count, f"action {count} to come back")
+    return finished()[count - 1].entry
+
+
+def notified(app: BacedgeApp, text: str) -> bool:
+    return any(text in str(n.message) and n.severity == "error" for n in app._notifications)
+
+
+async def test_cordon_uncordon_and_drain_from_the_nodes_screen_and_the_detail(
+    own_cluster: Cluster,
+) -> None:
+    c = own_cluster
+    c.orchestrator()
+    c.compute("edge-a", "--engines", "noop")
+    edge_b = c.compute("edge-b", "--engines", "noop")
+    ids = {n["Info"]["Labels"]["name"]: n["Info"]["NodeID"] for n in c.wait_nodes(2)}
+    a, b = ids["edge-a"], ids["edge-b"]
+    here = [{"Key": "name", "Operator": "=", "Values": ["edge-a"]}]
+    engine = {"Type": "noop", "Params": {"SleepSeconds": 600}}
+    busy = c.submit(
+        {
+            "Name": unique("busy"),
+            "Type": "batch",
+            "Constraints": here,
+            "Tasks": [{"Name": "main", "Engine": engine}],
+        }
+    )
+    c.wait_state(busy, "Running")  # batch work keeps a draining node draining
+    posted: list[Message] = []
+    app = make_app(c, start="nodes")
+    async with app.run_test(size=(160, 40), message_hook=posted.append) as pilot:
+        table = await until(
+            pilot, lambda: app.screen.query("#nodes-table").first(KeyedTable), "the nodes screen"
+        )
+        await until(pilot, lambda: table.cells(a) and table.cells(b), "both nodes")
+
+        def status(node_id: str) -> str:
+            return (table.cells(node_id) or ())[2].text
+
+        table.select_key(a)
+
+        # Cordon with a reason: the dialog shows the command as it will be run.
+        dialog = await node_dialog(pilot, "C", message="kernel update")
+        assert dialog.command == f"bacedge node cordon {a} --message 'kernel update' --api {c.api}"
+        await pilot.press("enter", "enter")  # out of the field to the button, then press it
+        entry = await outcome(pilot, posted, 1)
+        assert entry.ok and entry.message == "Node edge-a cordoned: it gets no new work"
+        assert scheduling(c, a)["Status"] == "CORDONED"
+        assert scheduling(c, a)["Message"] == "kernel update"
+        await until(pilot, lambda: status(a) == "CONNECTED,CORDONED", "the table to say so")
+
+        # Cordoned again: the orchestrator refuses, and says why.
+        await node_dialog(pilot, "C")
+        await pilot.press("y")
+        entry = await outcome(pilot, posted, 2)
+        assert not entry.ok and "already cordoned" in entry.message
+        assert notified(app, "already cordoned")
+
+        await node_dialog(pilot, "U")
+        await pilot.press("y")
+        assert (await outcome(pilot, posted, 3)).ok
+        assert scheduling(c, a)["Status"] == "ELIGIBLE"
+        await until(pilot, lambda: status(a) == "CONNECTED", "the table to say so")
+
+        # Drain: a deadline that is not a duration is refused in the dialog, nothing is sent.
+        dialog = await node_dialog(pilot, "D", deadline="soon")
+        await pilot.press("enter", "y")
+        problem = dialog.query_one("#dialog-problem", Static)
+        assert problem.display and "not a duration" in text_of(problem)
+        assert app.screen is dialog and len(app.command_log) == 3
+        await pilot.click("#ask-deadline")
+        await pilot.press("end", *["backspace"] * 4, *"10m")
+        assert dialog.command == f"bacedge node drain {a} --deadline 10m --api {c.api}"
+        await pilot.press("enter", "enter")
+        entry = await outcome(pilot, posted, 4)
+        assert entry.message == "Node edge-a draining; batch work moves in 10m", entry.message
+        drained = scheduling(c, a)
+        assert drained["Status"] == "DRAINING" and drained["DrainDeadline"]
+        minutes = (rfc3339_ns(drained["DrainDeadline"]) - time.time_ns()) / 60e9
+        assert 9 < minutes <= 10
+        assert [e["NodeID"] for e in c.executions(busy)] == [a], "its batch work stays"
+        await until(pilot, lambda: status(a) == "CONNECTED,DRAINING", "the table to say so")
+        await pilot.press("slash", *"status:draining", "enter")
+        await until(pilot, lambda: table.keys == [a], "the filter on the drain")
+        await pilot.press("escape")
+
+        # The palette offers what the node's state allows: uncordon, or drain again.
+        commands = {name: run for name, _, run in BacedgeCommands(app.screen)._commands()}
+        assert "Cordon node edge-a" not in commands
+        assert "Drain node edge-a" in commands
+        commands["Uncordon node edge-a"]()
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ConfirmScreen) and app.focused is not None,
+            "the dialog, ready for keys",
+        )
+        await pilot.press("y")
+        assert (await outcome(pilot, posted, 5)).ok
+        assert scheduling(c, a)["Status"] == "ELIGIBLE"
+
+        # The same keys on a node's detail; with no work there, a drain ends drained.
+        table.select_key(b)
+        await pilot.press("enter")
+        detail = await until(
+            pilot, lambda: isinstance(app.screen, NodeDetailScreen) and app.screen, "the detail"
+        )
+        assert isinstance(detail, NodeDetailScreen)
+        info = detail.query_one("#node-info", Static)
+        await node_dialog(pilot, "D", message="disk swap")
+        await pilot.press("enter", "enter", "y")  # the reason, the deadline (none), yes
+        assert (await outcome(pilot, posted, 6)).ok
+        await until(pilot, lambda: "DRAINED" in text_of(info), "the detail to say drained")
+        assert scheduling(c, b)["Status"] == "DRAINED"
+        assert "disk swap" in text_of(info)
+        await node_dialog(pilot, "U")
+        await pilot.press("y")
+        assert (await outcome(pilot, posted, 7)).ok
+        assert scheduling(c, b)["Status"] == "ELIGIBLE"
+
+        # The node goes away while the dialog is open: the orchestrator's 404, in words.
+        await node_dialog(pilot, "C")
+        edge_b.stop()
+        gone = httpx.put(f"{c.api}{NODES}/{b}", json={"Action": "delete"}, timeout=5)
+        assert gone.status_code == 200, gone.text
+        await pilot.press("y")
+        entry = await outcome(pilot, posted, 8)
+        assert not entry.ok
+        assert entry.message == f"node '{b}' not found: check `bacedge node list`"
+        assert notified(app, f"node '{b}' not found")
+        await until(pilot, lambda: "not in the last answer" in text_of(info), "the detail")
+        await pilot.press("escape")
+        await until(pilot, lambda: table.keys == [a], "the table without it")
+        assert app.is_running and app.link.ok
 
 
 async def test_disconnect_banner_then_recovery(own_cluster: Cluster) -> None:

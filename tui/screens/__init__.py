@@ -2,7 +2,7 @@
 
 from .base import WRITE_ACTIONS, BaseScreen, TableScreen
 from .command_log import CommandLogScreen
-from .confirm import ConfirmScreen
+from .confirm import Ask, ConfirmScreen
 from .download import DownloadScreen
 from .executions import ExecutionsScreen
 from .help import HelpScreen
@@ -16,6 +16,7 @@ from .submit import SubmitScreen
 
 __all__ = [
     "WRITE_ACTIONS",
+    "Ask",
     "BaseScreen",
     "CommandLogScreen",
     "ConfirmScreen",

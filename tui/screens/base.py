@@ -26,7 +26,17 @@ T = TypeVar("T")
 
 # Actions that change the cluster: disabled and hidden in --read-only.
 WRITE_ACTIONS = frozenset(
-    {"stop_job", "rerun_job", "approve_node", "reject_node", "delete_node", "submit_job"}
+    {
+        "stop_job",
+        "rerun_job",
+        "approve_node",
+        "reject_node",
+        "delete_node",
+        "cordon_node",
+        "uncordon_node",
+        "drain_node",
+        "submit_job",
+    }
 )
 
 

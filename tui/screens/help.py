@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.table import Table
@@ -57,11 +58,19 @@ class HelpScreen(ModalScreen[None]):
 
 
 def binding_rows(
-    bindings: list[tuple[str, Binding, str]], read_only: bool
-) -> list[tuple[Binding, str, str]]:
-    """(binding, description, where) for each distinct binding; writes dropped in read-only."""
+    bindings: list[tuple[str, Binding, str]],
+    read_only: bool,
+    key_display: Callable[[Binding], str],
+) -> list[tuple[str, str, str]]:
+    """(keys, description, where) for each distinct binding; writes dropped in read-only.
+
+    The bindings of a compact group (the screens' number keys) share one row, `1-6` and
+    `Screens: Overview, Jobs, ...`, so that the keys that work everywhere fit on a small
+    terminal too.
+    """
     seen: set[tuple[str, str]] = set()
-    rows = []
+    rows: list[tuple[str, str, str]] = []
+    groups: dict[Binding.Group, tuple[int, list[str], list[str]]] = {}
     for key, binding, where in bindings:
         if binding.id is None and not binding.show:
             continue  # a widget's own keys (table cursor movement and the like)
@@ -72,5 +81,25 @@ def binding_rows(
         if (key, description) in seen:
             continue
         seen.add((key, description))
-        rows.append((binding, description, where))
+        group = binding.group
+        if group is None or not group.compact:
+            rows.append((key_display(binding), description, where))
+            continue
+        if group not in groups:
+            groups[group] = (len(rows), [], [])
+            rows.append(("", "", where))
+        _, keys, names = groups[group]
+        keys.append(key_display(binding))
+        names.append(description)
+    for group, (index, keys, names) in groups.items():
+        rows[index] = (_keys_text(keys), f"{group.description}: {', '.join(names)}", rows[index][2])
     return rows
+
+
+def _keys_text(keys: list[str]) -> str:
+    """`1-6` for number keys in a row, else the keys one after another."""
+    if len(keys) > 2 and all(len(k) == 1 and k.isdigit() for k in keys):
+        first = int(keys[0])
+        if [int(k) for k in keys] == list(range(first, first + len(keys))):
+            return f"{keys[0]}-{keys[-1]}"
+    return " ".join(keys)

@@ -1,4 +1,5 @@
-"""A node in full: identity, connection, capacity, each GPU, and its executions."""
+"""A node in full: identity, connection, scheduling (cordon, drain), capacity, each GPU, and
+its executions; the node actions of the nodes screen."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class NodeDetailScreen(BaseScreen):
         Binding("a", "approve_node", "Approve", id="node.approve"),
         Binding("r", "reject_node", "Reject", id="node.reject"),
         Binding("d", "delete_node", "Delete", id="node.delete"),
+        Binding("C", "cordon_node", "Cordon", id="node.cordon"),
+        Binding("U", "uncordon_node", "Uncordon", id="node.uncordon"),
+        Binding("D", "drain_node", "Drain", id="node.drain"),
     ]
 
     def __init__(self, node_id: str) -> None:
@@ -115,6 +119,15 @@ class NodeDetailScreen(BaseScreen):
 
     def action_delete_node(self) -> None:
         self._node_action("delete")
+
+    def action_cordon_node(self) -> None:
+        self._node_action("cordon")
+
+    def action_uncordon_node(self) -> None:
+        self._node_action("uncordon")
+
+    def action_drain_node(self) -> None:
+        self._node_action("drain")
 
 
 def _text(value: int | None, show: Callable[[int], str]) -> str:

@@ -1,4 +1,5 @@
-"""Screen 5: the fleet, with each node's capacity and GPUs, and approve/reject/delete."""
+"""Screen 5: the fleet, with each node's capacity and GPUs; approve, reject, delete, cordon,
+uncordon and drain the node under the cursor."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class NodesScreen(TableScreen[NodeState]):
         Binding("a", "approve_node", "Approve", id="nodes.approve"),
         Binding("r", "reject_node", "Reject", id="nodes.reject"),
         Binding("d", "delete_node", "Delete", id="nodes.delete"),
+        Binding("C", "cordon_node", "Cordon", id="nodes.cordon"),
+        Binding("U", "uncordon_node", "Uncordon", id="nodes.uncordon"),
+        Binding("D", "drain_node", "Drain", id="nodes.drain"),
     ]
     COLUMNS = NODE_COLUMNS
     FIELDS: ClassVar[Mapping[str, Field[NodeState]]] = NODE_FIELDS
@@ -63,22 +67,35 @@ class NodesScreen(TableScreen[NodeState]):
         event.stop()
         self.action_open()
 
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.bapp.selected_node = str(event.row_key.value)
+
     def action_open(self) -> None:
         node = self.selected()
         if node is not None:
             self.bapp.open_node(node.Info.NodeID)
 
-    def action_approve_node(self) -> None:
+    def _node_action(self, action: str) -> None:
         node = self.selected()
         if node is not None:
-            self.bapp.confirm_node_action(node, "approve")
+            self.bapp.confirm_node_action(node, action)
+
+    def action_approve_node(self) -> None:
+        self._node_action("approve")
 
     def action_reject_node(self) -> None:
-        node = self.selected()
-        if node is not None:
-            self.bapp.confirm_node_action(node, "reject")
+        self._node_action("reject")
 
     def action_delete_node(self) -> None:
-        node = self.selected()
-        if node is not None:
-            self.bapp.confirm_node_action(node, "delete")
+        self._node_action("delete")
+
+    def action_cordon_node(self) -> None:
+        self._node_action("cordon")
+
+    def action_uncordon_node(self) -> None:
+        self._node_action("uncordon")
+
+    def action_drain_node(self) -> None:
+        self._node_action("drain")
