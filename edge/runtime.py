@@ -13,10 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from edge import __version__, systemd
+from edge import systemd
 from edge.compute.agent import ComputeNode
 from edge.config import Config
 from edge.models import Job, NodeInfo
+from edge.models.version import this_build
 from edge.orchestrator.api import Api
 from edge.orchestrator.results import ResultRelay
 from edge.orchestrator.service import Orchestrator
@@ -145,7 +146,7 @@ class Runtime:
             NodeID="orchestrator",
             NodeType="Requester",
             Labels=dict(self.config.node.labels),
-            BacalhauVersion={"GitVersion": f"v{__version__}", "Product": "bacedge"},
+            BacalhauVersion=this_build().wire(),
         )
 
     async def stop(self) -> None:

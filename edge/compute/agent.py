@@ -17,7 +17,6 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from edge import __version__
 from edge import s3 as s3conf
 from edge.config import Config, ConfigError
 from edge.executors import ServiceExecutor, build_executors
@@ -37,6 +36,7 @@ from edge.models import (
     parse_bytes,
     parse_cpu,
 )
+from edge.models.version import this_build
 from edge.publishers import (
     LocalPublisher,
     Publisher,
@@ -181,7 +181,7 @@ class ComputeNode:
                 MaxJobRequirements=self.capacity,
                 Inventory=machine,
             ),
-            BacalhauVersion={"GitVersion": f"v{__version__}", "Product": "bacedge"},
+            BacalhauVersion=this_build().wire(),
         )
         await self._recover()
         self._tasks = [

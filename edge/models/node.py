@@ -217,8 +217,18 @@ class NodeState(WireModel):
     # No return annotation: pydantic would then describe the wire form as a bare object.
     @model_serializer(mode="wrap")
     def _eligible_left_out(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
-        """A node that takes work as any Bacalhau node does has Bacalhau's exact shape."""
+        """Bacalhau's exact shape, in its order: `Connection` (deprecated in Go but always
+        sent, and what Bacalhau's web UI reads) repeats `ConnectionState.Status`; a node that
+        takes work as any Bacalhau node does carries no `Scheduling`."""
         data = handler(self)
+        state = data.get("ConnectionState")
+        if isinstance(state, dict) and "Status" in state:
+            data = {
+                "Info": data.get("Info"),
+                "Membership": data.get("Membership"),
+                "Connection": state["Status"],
+                **data,
+            }
         if self.Scheduling.Status == NodeScheduling.ELIGIBLE and not self.Scheduling.Message:
             data.pop("Scheduling", None)
         return data

@@ -5,19 +5,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import platform
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from edge import __version__
 from edge.appliance import status as appliance_status
 from edge.config import Config
 from edge.jobspec import SpecError, unwrap_job
 from edge.models import (
-    BuildVersionInfo,
     ComputeStateType,
     Execution,
     JobStateType,
@@ -27,6 +24,7 @@ from edge.models import (
     NodeState,
 )
 from edge.models.durations import parse_duration
+from edge.models.version import this_build
 
 from .agent_config import bacalhau_config
 from .errors import BadRequest, NotFound, OrchestratorError
@@ -184,17 +182,7 @@ class Api:
 
     async def version(self, _request: web.Request) -> web.Response:
         """Bacalhau embeds BuildVersionInfo in its answer: the keys are at the top level."""
-        major, minor, *_ = [*__version__.split("."), "0", "0"]
-        machine = platform.machine()
-        info = BuildVersionInfo(
-            Major=major,
-            Minor=minor,
-            GitVersion=f"v{__version__}",
-            GOOS=platform.system().lower(),
-            GOARCH=_GOARCH.get(machine.lower(), machine),
-            Product="bacedge",
-        )
-        return _json(info.wire())
+        return _json(this_build().wire())
 
     async def agent_node(self, _request: web.Request) -> web.Response:
         return _json(self.node_info().wire())
@@ -441,9 +429,6 @@ class Api:
 
 NODE_ACTIONS = ("approve", "reject", "delete", "cordon", "uncordon", "drain")
 """Bacalhau's node actions, then bacedge's (cordon, uncordon, drain with a Deadline)."""
-
-_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
-"""platform.machine() names as Go's GOARCH spells them."""
 
 
 def _bool(text: str | None) -> bool:

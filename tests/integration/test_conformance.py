@@ -64,8 +64,6 @@ ENUM_ADDITIONS: dict[str, set[Any]] = {
 
 NOT_SENT: dict[str, set[str]] = {
     "models.ComputeNodeInfo": {"address"},  # Bacalhau 1.7: where the node's ports are reached
-    "models.BuildVersionInfo": {"Major", "Minor", "GitCommit", "BuildDate", "GOOS", "GOARCH"},
-    "models.NodeState": {"Connection"},  # deprecated copy of ConnectionState.Status
     "models.ConnectionState": {"LastComputeSeqNum", "LastOrchestratorSeqNum"},  # NCL sequencing
     "models.JobHistory": {"NodeID"},
 }

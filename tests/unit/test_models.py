@@ -140,4 +140,5 @@ def test_nodes_in_older_bacalhau_shapes(
     assert node.Info.NodeID == NODE_INFO["NodeID"]
     assert node.Membership == NodeMembership(membership)
     assert node.ConnectionState.Status == NodeConnection(status)
-    assert set(node.wire()) == {"Info", "Membership", "ConnectionState"}
+    assert list(node.wire()) == ["Info", "Membership", "Connection", "ConnectionState"]
+    assert node.wire()["Connection"] == status  # as Bacalhau sends it: both, in this order
