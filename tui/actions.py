@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from edge.cli.node import _SIMPLE_ACTIONS
-from edge.cli.node import drain as _drain_command
 from edge.cli.output import display_id
 from edge.models import NodeState
 from edge.models.durations import parse_duration
+from edge.models.node_actions import NODE_ACTIONS as _ACTIONS
 
 from .client import ApiLike
 from .screens.confirm import Ask
@@ -50,13 +49,8 @@ class ActionSpec:
         return self.answered(answers) if self.answered is not None else self
 
 
-# action: (what it did, what it does). The CLI's table of the actions that take a node and
-# a reason (approve, reject, delete, cordon, uncordon), and its drain, which also takes a
-# deadline.
-NODE_ACTIONS: dict[str, tuple[str, str]] = {
-    name: (done, " ".join(help_text.split())) for name, done, help_text in _SIMPLE_ACTIONS
-}
-NODE_ACTIONS["drain"] = ("draining", " ".join((_drain_command.help or "").split()))
+# action: (what it did, what it does), worded as the CLI words them.
+NODE_ACTIONS: dict[str, tuple[str, str]] = {a.name: (a.done, a.help) for a in _ACTIONS}
 
 
 def _duration_problem(text: str) -> str:

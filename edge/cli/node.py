@@ -15,6 +15,7 @@ from edge.cli.common import (
 from edge.cli.output import colour_enabled, describe_node, nodes_table
 from edge.client import ApiClient
 from edge.models.durations import parse_duration
+from edge.models.node_actions import NODE_ACTIONS
 
 
 @click.group(cls=BacedgeGroup)
@@ -93,24 +94,6 @@ def _action(client: ApiClient, node_id: str, action: str, message: str | None, d
 _MESSAGE = click.option("--message", "-m", help="Why; recorded with the decision.")
 
 
-# Actions that take only a node and a reason: (name, what the API calls it, what to print).
-_SIMPLE_ACTIONS = [
-    ("approve", "approved", "Let a node join the fleet and receive work."),
-    ("reject", "rejected", "Refuse a node; it gets no work."),
-    ("delete", "deleted", "Forget a node (it must rejoin and be approved again)."),
-    (
-        "cordon",
-        "cordoned: it gets no new work",
-        "Give a node no new work; what it runs keeps running (bacedge addition).",
-    ),
-    (
-        "uncordon",
-        "takes work again",
-        "Let a cordoned, draining or drained node take work again (bacedge addition).",
-    ),
-]
-
-
 def _simple_action(action: str, done: str, help_text: str) -> None:
     @node.command(action, help=help_text)
     @handle_errors
@@ -121,8 +104,9 @@ def _simple_action(action: str, done: str, help_text: str) -> None:
         _action(client, node_id, action, message, done)
 
 
-for _name, _done, _help in _SIMPLE_ACTIONS:
-    _simple_action(_name, _done, _help)
+for _spec in NODE_ACTIONS:
+    if not _spec.deadline:
+        _simple_action(_spec.name, _spec.done, _spec.help)
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -135,7 +119,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return value
 
 
-@node.command("drain")
+@node.command("drain", help=next(a.help for a in NODE_ACTIONS if a.name == "drain"))
 @handle_errors
 @api_options
 @_MESSAGE
@@ -148,8 +132,6 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 )
 @click.argument("node_id", metavar="ID")
 def drain(client: ApiClient, message: str | None, deadline: str | None, node_id: str) -> None:
-    """Move work off a node: it gets no new work, its service and daemon work moves to
-    other nodes now, its batch work finishes or moves at --deadline (bacedge addition)."""
     answer = client.node_action(node_id, "drain", message, deadline)
     if not answer.get("Success", True):
         reason = answer.get("Error") or "the orchestrator refused"
