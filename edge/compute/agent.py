@@ -576,8 +576,13 @@ class ComputeNode:
         results, accepted = [], []
         available = self.capacity
         await self._prepare_bids(offer.Executions)
+        # An offer made again (an orchestrator that restarted, a reply lost on the way) is
+        # answered "taken" and never run twice: this node reports that execution's states.
+        taken = set(self.active) | await self.ledger.known(
+            [e.ID for e in offer.Executions if e.ID not in self.active]
+        )
         for execution in offer.Executions:
-            if execution.ID in self.active:
+            if execution.ID in taken:
                 results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
                 continue
             reason = refusal(

@@ -109,6 +109,18 @@ class Ledger:
         )
         return Execution.model_validate_json(row[0]) if row else None
 
+    async def known(self, execution_ids: list[str]) -> set[str]:
+        """Which of these executions this node has ever taken (running, finished or lost)."""
+        if not execution_ids:
+            return set()
+        marks = ",".join("?" * len(execution_ids))
+        rows = await self._sql.call(
+            lambda: self._sql.db.execute(
+                f"SELECT id FROM executions WHERE id IN ({marks})", execution_ids
+            ).fetchall()
+        )
+        return {r[0] for r in rows}
+
     async def events(self, execution_id: str) -> list[tuple[int, int, str]]:
         return await self._sql.call(
             lambda: self._sql.db.execute(

@@ -13,6 +13,7 @@ in test_partition.py; the orchestrator's group holds its embedded nats-server.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -22,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
+
+from edge.models import Execution, Job
+from edge.transport import subjects
+from edge.transport.messages import OfferBatch, OfferReply, decode, encode
 
 from .cluster import Cluster, Proc, wait_until
 
@@ -271,3 +277,45 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_job(cluster: Cluster, layou
         f"{len(waiting)}, settled as {settled_as}; all settled {settled:.1f}s after the restart"
     )
     assert counts == {"Completed": len(acked)}, counts
+
+
+def test_an_offer_made_again_is_answered_taken_and_not_run_twice(cluster: Cluster) -> None:
+    """A repeated offer (a reply lost on the way, an orchestrator that lost its answer) for
+    an execution the node already finished: "taken", and nothing runs again."""
+    cluster.orchestrator()
+    cluster.compute("c1", "--engines", "noop")
+    (node,) = cluster.wait_nodes(1)
+    job_id = cluster.submit(noop())
+    cluster.wait_state(job_id, "Completed")
+    (done,) = cluster.executions(job_id)
+    execution = Execution.model_validate(done)
+    execution.Job = Job.model_validate(cluster.job(job_id)["Job"])  # offers carry their job
+    ledger = cluster.root / "c1" / "compute" / "ledger.db"
+    events_before = stored_events(ledger, execution.ID)
+
+    async def offer_again() -> OfferReply:
+        client = await nats.connect(cluster.nats)
+        try:
+            message = await client.request(
+                subjects.offer(node["Info"]["NodeID"]),
+                encode(OfferBatch(Executions=[execution])),
+                timeout=10,
+            )
+            return decode(OfferReply, message.data)
+        finally:
+            await client.close()
+
+    reply = asyncio.run(offer_again())
+    assert [(r.ExecutionID, r.Accepted) for r in reply.Results] == [(execution.ID, True)]
+    time.sleep(3)  # what a second run would have written by now
+    assert stored_events(ledger, execution.ID) == events_before
+    assert [e["ID"] for e in cluster.executions(job_id)] == [execution.ID]
+    assert cluster.job(job_id)["Job"]["State"]["StateType"] == "Completed"
+
+
+def stored_events(db: Path, execution_id: str) -> list[tuple[int, str]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT state, message FROM events WHERE execution_id=? ORDER BY seq", (execution_id,)
+        ).fetchall()
+    return [(int(state), str(message)) for state, message in rows]
