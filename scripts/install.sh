@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv python3-dev ca-certificates wabt tmux
   systemd systemd-container debootstrap binutils lintian dpkg-dev
   podman runc uidmap slirp4netns fuse-overlayfs busybox-static
-  mmdebstrap fdisk dosfstools mtools zstd qemu-system-x86 ovmf qemu-user-static binfmt-support)
+  mmdebstrap fdisk dosfstools mtools zstd qemu-system-x86 ovmf qemu-user-static binfmt-support
+  iproute2 iptables)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

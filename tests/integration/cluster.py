@@ -46,12 +46,13 @@ class Proc:
     log: Path
     env: dict[str, str]
     popen: subprocess.Popen[bytes] | None = None
+    prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NS`: it execs
 
     def start(self) -> Proc:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         handle = self.log.open("ab")
         self.popen = subprocess.Popen(
-            [*BACEDGE, *self.args],
+            [*self.prefix, *BACEDGE, *self.args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -149,7 +150,7 @@ class Cluster:
         self.wait_api(proc)
         return proc
 
-    def compute(self, name: str, *extra: str, **env: str) -> Proc:
+    def compute(self, name: str, *extra: str, prefix: list[str] | None = None, **env: str) -> Proc:
         args = [
             "serve",
             "--compute",
@@ -163,7 +164,8 @@ class Cluster:
             str(self.heartbeat),
             *extra,
         ]
-        proc = Proc(name, args, self.root / "logs" / f"{name}.log", self.env(**env)).start()
+        log = self.root / "logs" / f"{name}.log"
+        proc = Proc(name, args, log, self.env(**env), prefix=prefix or []).start()
         self.procs.append(proc)
         return proc
 
@@ -178,6 +180,12 @@ class Cluster:
     def nodes(self) -> list[dict[str, Any]]:
         body = httpx.get(f"{self.api}/api/v1/orchestrator/nodes", timeout=5).json()
         return list(body["Nodes"])
+
+    def node_name(self, node_id: str) -> str:
+        """The `--name` a node was started with (its `name` label)."""
+        return next(
+            str(n["Info"]["Labels"]["name"]) for n in self.nodes() if n["Info"]["NodeID"] == node_id
+        )
 
     def wait_nodes(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         def connected() -> list[dict[str, Any]]:

@@ -47,12 +47,6 @@ def start(cluster: Cluster, grace: float) -> dict[str, Proc]:
     return procs
 
 
-def node_name(cluster: Cluster, node_id: str) -> str:
-    return next(
-        n["Info"]["Labels"]["name"] for n in cluster.nodes() if n["Info"]["NodeID"] == node_id
-    )
-
-
 def running_on(
     cluster: Cluster, procs: dict[str, Proc], job_id: str
 ) -> tuple[dict[str, Any], Proc]:
@@ -62,7 +56,7 @@ def running_on(
         30,
         "the execution to run",
     )[0]
-    return running, procs[node_name(cluster, running["NodeID"])]
+    return running, procs[cluster.node_name(running["NodeID"])]
 
 
 def test_a_node_back_within_the_grace_window_finishes_its_work(cluster: Cluster) -> None:
