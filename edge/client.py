@@ -102,7 +102,7 @@ class ApiError(ClientError):
         if self.status == 401:
             message += f" ({auth_hint})"
         elif self.status == 403:
-            message += " (the API key lacks the permission for this)"
+            message += " (these credentials lack the capability for this)"
         return "\n".join([message, *(f"  {d}" for d in self.details if d not in message)])
 
 
@@ -896,6 +896,11 @@ class ApiClient(_Base):
         server's own config) from a bacedge orchestrator."""
         return self._send(_E.agent("config", _raw))
 
+    def agent_capabilities(self) -> dict[str, Any]:
+        """bacedge: `{Alias, Actions, AuthRequired}` for these credentials (a Bacalhau
+        server answers 404)."""
+        return self._send(_E.agent("capabilities", _raw))
+
 
 # --------------------------------------------------------------------------- async face
 
@@ -1120,3 +1125,6 @@ class AsyncApiClient(_Base):
 
     async def agent_config(self) -> dict[str, Any]:
         return await self._send(_E.agent("config", _raw))
+
+    async def agent_capabilities(self) -> dict[str, Any]:
+        return await self._send(_E.agent("capabilities", _raw))

@@ -10,9 +10,20 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from edge.auth import HashError, expand_actions, key_fingerprint, parse_hash
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,10 +45,127 @@ class NodeSection(_Section):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose message is printed as written (after its key)."""
+    return PydanticCustomError("bacedge", "{message}", {"message": message})
+
+
+class CapabilitySection(_Section):
+    """Bacalhau's `Capabilities` entry: actions a user may take (wildcards allowed)."""
+
+    actions: list[str] = Field(default_factory=list)
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, value: list[str]) -> list[str]:
+        try:
+            expand_actions(value)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
+        return value
+
+
+MIN_API_KEY = 16
+
+
+class UserSection(_Section):
+    """One `[[api.auth.users]]`: Bacalhau's `API.Auth.Users` entry in bacedge's spelling."""
+
+    alias: str = ""
+    username: str = ""
+    password: SecretStr | None = None  # a hash from `bacedge auth hash-password`
+    api_key: SecretStr | None = None
+    capabilities: list[CapabilitySection] = Field(default_factory=list)
+
+    @field_validator("password")
+    @classmethod
+    def _hashed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_hash(value.get_secret_value())
+            except HashError as exc:
+                raise _invalid(str(exc)) from None
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_API_KEY:
+            raise _invalid(
+                f"an API key needs at least {MIN_API_KEY} characters "
+                "(for one: openssl rand -hex 24)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _can_sign_in(self) -> UserSection:
+        who = f" ({self.alias!r})" if self.alias else ""
+        if self.password is None and self.api_key is None:
+            raise _invalid(f"a user{who} needs a password (with a username) or an api_key")
+        if bool(self.username) != (self.password is not None):
+            raise _invalid(f"username and password{who} go together: set both or neither")
+        return self
+
+    @property
+    def name(self) -> str:
+        """What logs and refusals call this user: alias, username, or its key's fingerprint."""
+        if self.alias or self.username:
+            return self.alias or self.username
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        return f"API key {key_fingerprint(key)}"
+
+    @property
+    def actions(self) -> frozenset[str]:
+        out: frozenset[str] = frozenset()
+        for capability in self.capabilities:
+            out |= expand_actions(capability.actions)
+        return out
+
+
+class AuthSection(_Section):
+    """`[api.auth]`: API users; with none (and no `auth_token`) the API is open."""
+
+    users: list[UserSection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthSection:
+        for key in ("alias", "username", "api_key"):
+            seen: dict[str, int] = {}
+            for index, user in enumerate(self.users):
+                value = getattr(user, key)
+                text = value.get_secret_value() if isinstance(value, SecretStr) else value
+                if not text:
+                    continue
+                if text in seen:
+                    shown = "the same key" if key == "api_key" else repr(text)
+                    raise _invalid(
+                        f"users.{index}.{key}: {shown} is also users.{seen[text]}'s {key}; "
+                        f"each user needs its own"
+                    )
+                seen[text] = index
+        return self
+
+
 class ApiSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1234, ge=0, le=65535)
-    auth_token: SecretStr | None = None
+    auth_token: SecretStr | None = None  # one admin key: every capability
+    auth: AuthSection = Field(default_factory=AuthSection)
+
+    @model_validator(mode="after")
+    def _token_is_not_a_user_key(self) -> ApiSection:
+        token = self.auth_token.get_secret_value() if self.auth_token else None
+        for index, user in enumerate(self.auth.users):
+            if token and user.api_key is not None and user.api_key.get_secret_value() == token:
+                raise _invalid(
+                    f"auth.users.{index}.api_key is the same as auth_token; "
+                    "the token is an admin key, give the user its own"
+                )
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_token is not None or bool(self.auth.users)
 
 
 class NatsSection(_Section):
@@ -241,12 +369,25 @@ def _masked(model: BaseModel) -> dict[str, Any]:
             out[name] = _masked(value)
         elif isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()):
             out[name] = {k: _masked(v) for k, v in value.items()}
+        elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+            out[name] = [_masked(v) for v in value]
         else:
             out[name] = model.model_dump(mode="json", include={name})[name]
     return out
 
 
-_FIELDS = {k: v for k, v in _leaf_fields(Config).items() if not k.startswith("profiles")}
+def _settable_by_env(annotation: Any) -> bool:
+    """Lists of tables (`[[api.auth.users]]`) live in the file only."""
+    return not any(
+        isinstance(arg, type) and issubclass(arg, BaseModel) for arg in get_args(annotation)
+    )
+
+
+_FIELDS = {
+    k: v
+    for k, v in _leaf_fields(Config).items()
+    if not k.startswith("profiles") and _settable_by_env(v)
+}
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

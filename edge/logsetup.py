@@ -68,6 +68,26 @@ def use_json(fmt: str = "auto", stream: IO[str] | None = None) -> bool:
     return not terminal or _to_journal(stream)
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request its HTTP parser refuses (a header line over 8 KiB, bytes that
+    are not HTTP) with a traceback that quotes the start of the offending line, which may
+    be an `Authorization` header. Such a record becomes one warning without those bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "refused a malformed HTTP request from %s: %s (HTTP %s)"
+            record.args = (remote, type(exc).__name__, exc.code)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json(fmt) else TextFormatter())
@@ -78,3 +98,6 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     # the query, and a secret must never reach a log line.
     for noisy in ("aiohttp.access", "nats", "httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -34,8 +35,6 @@ def show(config_file: Path | None, output: str) -> None:
     data = cfg.masked()
     data["node"]["data_dir"] = str(cfg.data_dir)
     if output == "json":
-        import json
-
         click.echo(json.dumps(data, indent=2))
     elif output == "toml":
         click.echo(_toml(data))
@@ -56,15 +55,33 @@ def validate(file: Path) -> None:
     click.echo(f"{file}: valid")
 
 
-def _toml(data: dict[str, dict[str, object]]) -> str:
-    import json
+def _toml(data: dict[str, object]) -> str:
+    """The masked config as TOML: sections, nested tables and arrays of tables
+    (`[[api.auth.users]]`) as a file would write them; unset values left out."""
+    lines: list[str] = []
 
-    out = []
-    for section, fields in data.items():
-        out.append(f"[{section}]")
+    def is_tables(value: object) -> bool:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+    def table(path: list[str], fields: dict[str, object], array: bool = False) -> None:
+        header = ".".join(_toml_key(p) for p in path)
+        lines.append(f"[[{header}]]" if array else f"[{header}]")
         for key, value in fields.items():
-            if value is None:
-                continue
-            out.append(f"{key} = {json.dumps(value)}")
-        out.append("")
-    return "\n".join(out).rstrip()
+            if value is not None and not isinstance(value, dict) and not is_tables(value):
+                lines.append(f"{_toml_key(key)} = {json.dumps(value)}")
+        lines.append("")
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                table([*path, key], value)
+            elif is_tables(value):
+                for item in value:  # type: ignore[attr-defined]
+                    table([*path, key], item, array=True)
+
+    for section, fields in data.items():
+        if isinstance(fields, dict):
+            table([section], fields)
+    return "\n".join(lines).rstrip()
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)

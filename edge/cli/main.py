@@ -16,6 +16,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("edge.cli.job", "job"),
     ("edge.cli.node", "node"),
     ("edge.cli.agent", "agent"),
+    ("edge.cli.auth", "auth"),
     ("edge.cli.wasm", "wasm"),
     ("edge.cli.docker", "docker"),
     ("edge.cli.docker", "podman"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.config import Config
+from edge.config import Config, UserSection
 from edge.models import NodeInfo
 
 REDACTED = "<redacted>"
@@ -75,10 +75,23 @@ def bacalhau_config(config: Config, node: NodeInfo | None) -> dict[str, Any]:
             "Mode": "json" if config.log.format == "json" else "default",
         },
     }
+    if config.api.auth.users:
+        out["API"]["Auth"] = {"Users": [_user(u) for u in config.api.auth.users]}
     if config.nats.token is not None:
         out["Orchestrator"]["Auth"] = {"Token": REDACTED}
         out["Compute"]["Auth"] = {"Token": REDACTED}
     if node is not None:
         enabled = set(node.ComputeNodeInfo.ExecutionEngines)
         out["Engines"] = {"Disabled": [e for e in ENGINES if e not in enabled]}
+    return out
+
+
+def _user(user: UserSection) -> dict[str, Any]:
+    """One of Bacalhau's `API.Auth.Users`, secrets redacted."""
+    out: dict[str, Any] = {"Alias": user.alias, "Username": user.username}
+    if user.password is not None:
+        out["Password"] = REDACTED
+    if user.api_key is not None:
+        out["APIKey"] = REDACTED
+    out["Capabilities"] = [{"Actions": list(c.actions)} for c in user.capabilities]
     return out

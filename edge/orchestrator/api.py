@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from edge.appliance import status as appliance_status
+from edge.auth import ACTIONS
 from edge.config import Config
 from edge.jobspec import SpecError, unwrap_job
 from edge.models import (
@@ -27,15 +27,16 @@ from edge.models.durations import parse_duration
 from edge.models.version import this_build
 
 from .agent_config import bacalhau_config
+from .auth import ANONYMOUS, Authenticator, Refusal
 from .errors import BadRequest, NotFound, OrchestratorError
 from .openapi import openapi_document
 from .pagination import decode_token, encode_token, parse_limit
 from .results import ResultRelay
+from .routes import PREFIX, ROUTES, Route
 from .service import Orchestrator
 
 log = logging.getLogger("bacedge.api")
 
-PREFIX = "/api/v1/orchestrator"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -81,40 +82,41 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
-def auth_middleware(token: str | None) -> Any:
-    """Bearer (or Basic with the token as password) when an API token is configured."""
+def auth_middleware(authenticator: Authenticator, routes: Mapping[Any, Route]) -> Any:
+    """Asks the matched route what it needs (routes.py) and the caller's credentials who it
+    is: 401 for missing or wrong credentials, 403 without the capability, both before the
+    handler runs, so a refused request changes nothing. Each refusal is one log line."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is None or request.path in ("/api/v1/agent/alive", "/api/v1/openapi.json"):
+        route = routes.get(request.match_info.route)
+        if route is None or route.public:  # not found, wrong method: the router answers
             return await handler(request)
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        supplied = ""
-        if scheme.lower() == "bearer":
-            supplied = value.strip()
-        elif scheme.lower() == "basic":
-            import base64
-            import binascii
-
-            try:
-                supplied = base64.b64decode(value).decode().partition(":")[2]
-            except (binascii.Error, UnicodeDecodeError):
-                supplied = ""
-        if not supplied:
-            return _json(
-                error_body(
-                    401,
-                    "authentication required: pass an API key (Authorization: Bearer ...)",
-                    "Unauthorized",
-                ),
-                401,
-            )
-        if not hmac.compare_digest(supplied, token):
-            return _json(error_body(403, "invalid API key", "Forbidden"), 403)
+        who = await authenticator.identify(request.headers.get("Authorization"))
+        if isinstance(who, Refusal):
+            _refused(request, 401, who.reason)
+            response = _json(error_body(401, who.message, "Unauthorized"), 401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bacedge", Basic realm="bacedge"'
+            return response
+        if route.capability in ACTIONS and route.capability not in who.actions:
+            needed = route.capability
+            _refused(request, 403, f"user {who.name!r} lacks {needed}", who.name)
+            message = f"user {who.name!r} does not have the required capability {needed!r}"
+            return _json(error_body(403, message, "Forbidden"), 403)
+        request[CALLER] = who
         return await handler(request)
 
     return middleware
+
+
+CALLER = "bacedge.caller"  # the request key of the Caller the middleware identified
+
+
+def _refused(request: web.Request, status: int, reason: str, user: str = "") -> None:
+    extra: dict[str, Any] = {"status": status, "remote": request.remote or ""}
+    if user:
+        extra["user"] = user
+    log.warning(f"refused {request.method} {request.path}: {reason}", extra=extra)
 
 
 class Api:
@@ -132,41 +134,18 @@ class Api:
         self.relay = relay
         self.store_health = store_health  # the local S3 store's, when this process runs one
         self.appliance_status = appliance_status.STATUS
+        self.auth = Authenticator(config.api)
 
     def app(self) -> web.Application:
-        token = self.config.api.auth_token
+        """The aiohttp app: exactly the routes of routes.ROUTES, each behind its capability."""
+        matched: dict[Any, Route] = {}
         app = web.Application(
-            middlewares=[
-                errors_middleware,
-                auth_middleware(token.get_secret_value() if token else None),
-            ],
+            middlewares=[errors_middleware, auth_middleware(self.auth, matched)],
             client_max_size=64 * 1024 * 1024,
         )
-        r = app.router
-        r.add_get("/api/v1/agent/alive", self.alive)
-        r.add_get("/api/v1/agent/version", self.version)
-        r.add_get("/api/v1/agent/node", self.agent_node)
-        r.add_get("/api/v1/agent/config", self.agent_config)
-        r.add_get("/api/v1/openapi.json", self.openapi)
-        r.add_get("/metrics", self.metrics)
-        r.add_put(f"{PREFIX}/jobs", self.put_job)
-        r.add_post(f"{PREFIX}/jobs", self.put_job)
-        r.add_get(f"{PREFIX}/jobs", self.list_jobs)
-        r.add_get(f"{PREFIX}/jobs/{{id}}", self.get_job)
-        r.add_delete(f"{PREFIX}/jobs/{{id}}", self.stop_job)
-        r.add_put(f"{PREFIX}/jobs/{{id}}/rerun", self.rerun_job)
-        r.add_post(f"{PREFIX}/jobs/{{id}}/rerun", self.rerun_job)
-        r.add_get(f"{PREFIX}/jobs/{{id}}/history", self.job_history)
-        r.add_get(f"{PREFIX}/jobs/{{id}}/executions", self.job_executions)
-        r.add_get(f"{PREFIX}/jobs/{{id}}/versions", self.job_versions)
-        r.add_get(f"{PREFIX}/jobs/{{id}}/results", self.job_results)
-        r.add_get(f"{PREFIX}/jobs/{{id}}/executions/{{execution}}/result", self.execution_result)
-        r.add_get(f"{PREFIX}/jobs/{{id}}/logs", self.job_logs)
-        r.add_get(f"{PREFIX}/nodes", self.list_nodes)
-        r.add_get(f"{PREFIX}/nodes/{{id}}", self.get_node)
-        r.add_put(f"{PREFIX}/nodes/{{id}}", self.update_node)
-        r.add_put(f"{PREFIX}/nodes", self.update_node)
-        r.add_post(f"{PREFIX}/nodes", self.update_node)
+        for route in ROUTES:
+            added = app.router.add_route(route.method, route.path, getattr(self, route.handler))
+            matched[added] = route
         return app
 
     # -- agent ----------------------------------------------------------------
@@ -205,7 +184,19 @@ class Api:
         )
 
     async def openapi(self, _request: web.Request) -> web.Response:
-        return _json(openapi_document())
+        return _json(openapi_document(self.auth.enabled))
+
+    async def capabilities(self, request: web.Request) -> web.Response:
+        """bacedge: who the credentials name and what they allow, so a front end offers
+        only what it may do (the TUI hides the rest)."""
+        caller = request.get(CALLER) or ANONYMOUS
+        return _json(
+            {
+                "Alias": caller.name,
+                "Actions": [a for a in ACTIONS if a in caller.actions],
+                "AuthRequired": self.auth.enabled,
+            }
+        )
 
     # -- jobs -----------------------------------------------------------------
     async def put_job(self, request: web.Request) -> web.Response:

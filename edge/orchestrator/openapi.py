@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
 from edge import __version__
+from edge.auth import ACTIONS
 from edge.models import BuildVersionInfo, Execution, Job, JobHistory, NodeState, SpecConfig
+
+from .routes import ROUTES, SIGNED_IN, Route
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -39,17 +43,206 @@ def _q(name: str, kind: str = "string") -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
 
 
-_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "job ID, unique ID prefix or name",
+_PAGE = [_q("limit", "integer"), _q("next_token"), _q("order_by"), _q("reverse", "boolean")]
+_NODE_ACTION = {
+    "type": "object",
+    "properties": {
+        "NodeID": {"type": "string"},
+        "Action": {
+            "type": "string",
+            "enum": ["approve", "reject", "delete", "cordon", "uncordon", "drain"],
+        },
+        "Message": {"type": "string"},
+        "Deadline": {
+            "type": "string",
+            "description": "bacedge, drain only: when batch work on the node is moved "
+            "(Go duration, e.g. 10m)",
+        },
+    },
+}
+_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+# What each handler takes and answers; summaries, paths and methods are in routes.ROUTES.
+_OPERATIONS: dict[str, dict[str, Any]] = {
+    "alive": {"responses": _ok(_OBJECT)},
+    "version": {"responses": _ok(_ref("BuildVersionInfo"))},
+    "agent_node": {"responses": _ok(_OBJECT)},
+    "agent_config": {
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {"config": _OBJECT, "bacedge": _OBJECT},
+            }
+        )
+    },
+    "capabilities": {
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {
+                    "Alias": {"type": "string"},
+                    "Actions": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": list(ACTIONS)},
+                    },
+                    "AuthRequired": {"type": "boolean"},
+                },
+            }
+        )
+    },
+    "openapi": {"responses": _ok(_OBJECT)},
+    "metrics": {
+        "responses": {
+            "200": {
+                "description": "Prometheus text exposition",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+    "put_job": {
+        "requestBody": _body(
+            {"type": "object", "properties": {"Job": _ref("Job"), "Force": {"type": "boolean"}}}
+        ),
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {
+                    "JobID": {"type": "string"},
+                    "EvaluationID": {"type": "string"},
+                    "Warnings": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        ),
+    },
+    "list_jobs": {
+        "parameters": [_q("namespace"), _q("labels"), _q("state"), *_PAGE],
+        "responses": _ok(_items("Job")),
+    },
+    "get_job": {
+        "parameters": [_q("include")],
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {
+                    "Job": _ref("Job"),
+                    "History": _items("JobHistory"),
+                    "Executions": _items("Execution"),
+                },
+            }
+        ),
+    },
+    "stop_job": {
+        "parameters": [_q("reason")],
+        "responses": _ok({"type": "object", "properties": {"EvaluationID": {"type": "string"}}}),
+    },
+    "rerun_job": {"responses": _ok(_OBJECT)},
+    "job_history": {
+        "parameters": [_q("since", "integer"), _q("event_type"), _q("execution_id"), *_PAGE],
+        "responses": _ok(_items("JobHistory")),
+    },
+    "job_executions": {"parameters": _PAGE, "responses": _ok(_items("Execution"))},
+    "job_versions": {"parameters": _PAGE, "responses": _ok(_items("Job"))},
+    "job_results": {"parameters": _PAGE, "responses": _ok(_items("SpecConfig"))},
+    "execution_result": {
+        "responses": {
+            "200": {
+                "description": "the archive",
+                "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+    "job_logs": {
+        "parameters": [_q("execution_id"), _q("tail", "integer"), _q("follow", "boolean")],
+        "responses": {"101": {"description": "switching protocols"}},
+    },
+    "list_nodes": {
+        "parameters": [_q("labels"), _q("filter-approval"), _q("filter-status"), *_PAGE],
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {
+                    "Nodes": {"type": "array", "items": _ref("NodeState")},
+                    "NextToken": {"type": "string"},
+                },
+            }
+        ),
+    },
+    "get_node": {
+        "responses": _ok({"type": "object", "properties": {"Node": _ref("NodeState")}}),
+    },
+    "update_node": {
+        "requestBody": _body(_NODE_ACTION),
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {"Success": {"type": "boolean"}, "Error": {"type": "string"}},
+            }
+        ),
+    },
 }
 
+_PATH_DESCRIPTIONS = {
+    "id": "job ID, unique ID prefix or name (a node's ID under /nodes)",
+    "execution": "execution ID or unique prefix",
+}
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 
-@lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": _PATH_DESCRIPTIONS.get(name, ""),
+        }
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+
+
+def _operation(route: Route, auth: bool) -> dict[str, Any]:
+    details = _OPERATIONS[route.handler]
+    operation: dict[str, Any] = {"summary": route.summary}
+    parameters = [*_path_parameters(route.path), *details.get("parameters", [])]
+    if parameters:
+        operation["parameters"] = parameters
+    if "requestBody" in details:
+        operation["requestBody"] = details["requestBody"]
+    responses = dict(details["responses"])
+    operation["x-bacedge-capability"] = route.capability
+    if not route.public:
+        needs = (
+            "any valid credentials"
+            if route.capability == SIGNED_IN
+            else f"the `{route.capability}` capability"
+        )
+        operation["description"] = f"When the API has users or a token: needs {needs}."
+    if auth:
+        operation["security"] = [] if route.public else _SECURITY
+        if not route.public:
+            responses["401"] = {
+                "description": "no credentials, or wrong ones",
+                "content": {"application/json": {"schema": _ERROR}},
+            }
+            if route.capability != SIGNED_IN:
+                responses["403"] = {
+                    "description": f"the credentials lack {route.capability}",
+                    "content": {"application/json": {"schema": _ERROR}},
+                }
+    operation["responses"] = responses
+    return operation
+
+
+@lru_cache(maxsize=2)
+def openapi_document(auth: bool = False) -> dict[str, Any]:
+    """The document for every route of routes.ROUTES; `auth`: whether this API asks for
+    credentials (then each operation carries its security requirement)."""
     _, defs = models_json_schema(
         [
             (m, "serialization")
@@ -68,227 +261,17 @@ def openapi_document() -> dict[str, Any]:
             "Component": {"type": "string"},
         },
     }
-    prefix = "/api/v1/orchestrator"
-    page = [_q("limit", "integer"), _q("next_token"), _q("order_by"), _q("reverse", "boolean")]
-    paths: dict[str, Any] = {
-        "/api/v1/agent/alive": {
-            "get": {"summary": "liveness", "responses": _ok({"type": "object"})}
-        },
-        "/api/v1/agent/version": {
-            "get": {"summary": "version", "responses": _ok(_ref("BuildVersionInfo"))}
-        },
-        "/api/v1/agent/node": {
-            "get": {"summary": "this node's info", "responses": _ok({"type": "object"})}
-        },
-        "/api/v1/agent/config": {
-            "get": {
-                "summary": "effective config, secrets masked: `config` with Bacalhau's key "
-                "names, `bacedge` as `bacedge config show` prints it",
-                "responses": _ok(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "config": {"type": "object"},
-                            "bacedge": {"type": "object"},
-                        },
-                    }
-                ),
-            }
-        },
-        f"{prefix}/jobs": {
-            "put": {
-                "summary": "submit a job",
-                "requestBody": {
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"Job": _ref("Job"), "Force": {"type": "boolean"}},
-                            }
-                        }
-                    }
-                },
-                "responses": _ok(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "JobID": {"type": "string"},
-                            "EvaluationID": {"type": "string"},
-                            "Warnings": {"type": "array", "items": {"type": "string"}},
-                        },
-                    }
-                ),
-            },
-            "get": {
-                "summary": "list jobs",
-                "parameters": [_q("namespace"), _q("labels"), _q("state"), *page],
-                "responses": _ok(_items("Job")),
-            },
-        },
-        f"{prefix}/jobs/{{id}}": {
-            "get": {
-                "summary": "get a job",
-                "parameters": [_ID, _q("include")],
-                "responses": _ok(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "Job": _ref("Job"),
-                            "History": _items("JobHistory"),
-                            "Executions": _items("Execution"),
-                        },
-                    }
-                ),
-            },
-            "delete": {
-                "summary": "stop a job",
-                "parameters": [_ID, _q("reason")],
-                "responses": _ok(
-                    {"type": "object", "properties": {"EvaluationID": {"type": "string"}}}
-                ),
-            },
-        },
-        f"{prefix}/jobs/{{id}}/rerun": {
-            "put": {
-                "summary": "rerun a finished job",
-                "parameters": [_ID],
-                "responses": _ok({"type": "object"}),
-            }
-        },
-        f"{prefix}/jobs/{{id}}/history": {
-            "get": {
-                "summary": "job history",
-                "parameters": [
-                    _ID,
-                    _q("since", "integer"),
-                    _q("event_type"),
-                    _q("execution_id"),
-                    *page,
-                ],
-                "responses": _ok(_items("JobHistory")),
-            }
-        },
-        f"{prefix}/jobs/{{id}}/executions": {
-            "get": {
-                "summary": "executions",
-                "parameters": [_ID, *page],
-                "responses": _ok(_items("Execution")),
-            }
-        },
-        f"{prefix}/jobs/{{id}}/versions": {
-            "get": {
-                "summary": "job versions",
-                "parameters": [_ID, *page],
-                "responses": _ok(_items("Job")),
-            }
-        },
-        f"{prefix}/jobs/{{id}}/results": {
-            "get": {
-                "summary": "published results",
-                "parameters": [_ID, *page],
-                "responses": _ok(_items("SpecConfig")),
-            }
-        },
-        f"{prefix}/jobs/{{id}}/executions/{{execution}}/result": {
-            "get": {
-                "summary": "one execution's published result as .tar.gz, relayed from its node "
-                "or store (bacedge)",
-                "parameters": [
-                    _ID,
-                    {
-                        "name": "execution",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the archive",
-                        "content": {
-                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
-                        },
-                    }
-                },
-            }
-        },
-        f"{prefix}/jobs/{{id}}/logs": {
-            "get": {
-                "summary": "WebSocket of log frames {value: {Type: 1|2, Line}}",
-                "parameters": [
-                    _ID,
-                    _q("execution_id"),
-                    _q("tail", "integer"),
-                    _q("follow", "boolean"),
-                ],
-                "responses": {"101": {"description": "switching protocols"}},
-            }
-        },
-        f"{prefix}/nodes": {
-            "get": {
-                "summary": "list nodes",
-                "parameters": [_q("labels"), _q("filter-approval"), _q("filter-status"), *page],
-                "responses": _ok(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "Nodes": {"type": "array", "items": _ref("NodeState")},
-                            "NextToken": {"type": "string"},
-                        },
-                    }
-                ),
-            }
-        },
-        f"{prefix}/nodes/{{id}}": {
-            "get": {
-                "summary": "get a node",
-                "parameters": [_ID],
-                "responses": _ok({"type": "object", "properties": {"Node": _ref("NodeState")}}),
-            },
-            "put": {
-                "summary": "approve, reject or delete a node; bacedge: cordon, uncordon, drain",
-                "parameters": [_ID],
-                "requestBody": {
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "NodeID": {"type": "string"},
-                                    "Action": {
-                                        "type": "string",
-                                        "enum": [
-                                            "approve",
-                                            "reject",
-                                            "delete",
-                                            "cordon",
-                                            "uncordon",
-                                            "drain",
-                                        ],
-                                    },
-                                    "Message": {"type": "string"},
-                                    "Deadline": {
-                                        "type": "string",
-                                        "description": "bacedge, drain only: when batch work "
-                                        "on the node is moved (Go duration, e.g. 10m)",
-                                    },
-                                },
-                            }
-                        }
-                    }
-                },
-                "responses": _ok(
-                    {
-                        "type": "object",
-                        "properties": {"Success": {"type": "boolean"}, "Error": {"type": "string"}},
-                    }
-                ),
-            },
-        },
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, auth)
+    components: dict[str, Any] = {"schemas": schemas}
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"},
+        "basic": {"type": "http", "scheme": "basic", "description": "username and password"},
     }
     return {
         "openapi": "3.0.3",
         "info": {"title": "bacedge (Bacalhau-compatible) API", "version": __version__},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": components,
     }

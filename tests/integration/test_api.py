@@ -194,7 +194,7 @@ def test_auth_token_is_required_when_configured(cluster: Cluster) -> None:
     assert httpx.get(f"{cluster.api}/api/v1/agent/alive").status_code == 200
     assert httpx.get(f"{cluster.api}{API}/jobs").status_code == 401
     wrong = httpx.get(f"{cluster.api}{API}/jobs", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 403
+    assert wrong.status_code == 401, "wrong credentials are no credentials (403: no capability)"
     right = httpx.get(f"{cluster.api}{API}/jobs", headers={"Authorization": "Bearer sekret"})
     assert right.status_code == 200
     config = httpx.get(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
+from pydantic import BaseModel
 
 from edge.cli.main import cli
 from edge.config import Config, ProfileSection
@@ -20,8 +22,20 @@ def test_every_config_key_is_documented() -> None:
         else:
             model = field.annotation  # type: ignore[assignment]
         assert f"## [{section}]" in text, section
-        for key in model.model_fields:
-            assert f"`{key}`" in text, f"{section}.{key} is not in docs/config.md"
+        for key in _keys(model, section):
+            assert f"`{key.rpartition('.')[2]}`" in text, f"{key} is not in docs/config.md"
+    assert "### [[api.auth.users]]" in text
+
+
+def _keys(model: type[BaseModel], prefix: str) -> list[str]:
+    """Every key of a section, and those of the tables inside it (`[[api.auth.users]]`)."""
+    out = []
+    for name, field in model.model_fields.items():
+        out.append(f"{prefix}.{name}")
+        for inner in (field.annotation, *get_args(field.annotation)):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                out += _keys(inner, f"{prefix}.{name}")
+    return out
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[str]:
