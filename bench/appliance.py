@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from tests.system.machine import Machine
+from tests.system.machine import Machine, QemuDisk
 
 LINE = re.compile(r"bacedge-appliance: (ready|degraded) node=(\S+).*")
 
@@ -48,16 +47,6 @@ def sizes(dist: Path) -> Path:
     return tarball
 
 
-def wait_line(log: Path, timeout: float) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = LINE.search(log.read_text(errors="replace")) if log.exists() else None
-        if found:
-            return found
-        time.sleep(0.5)
-    raise SystemExit(f"no health line in {timeout:.0f}s; see {log}")
-
-
 def nspawn(tarball: Path, work: Path) -> None:
     root = work / "root"
     root.mkdir()
@@ -67,12 +56,9 @@ def nspawn(tarball: Path, work: Path) -> None:
     try:
         box.boot(timeout=300)
         booted = time.monotonic() - start
-        found = wait_line(box.log, 600)
+        line = box.health_line(600)
         ready = time.monotonic() - start
-        print(
-            f"nspawn boot:          system up {booted:.1f} s, health line {ready:.1f} s:",
-            found.group(0),
-        )
+        print(f"nspawn boot:          system up {booted:.1f} s, health line {ready:.1f} s:", line)
 
         def cli(*args: str) -> float:
             line = ". /etc/profile.d/bacedge.sh; exec bacedge " + shlex.join(args)
@@ -117,52 +103,20 @@ def nspawn(tarball: Path, work: Path) -> None:
 
 
 def qemu(raw: Path, work: Path, copies: int) -> None:
-    code = Path("/usr/share/OVMF/OVMF_CODE.fd")
     nodes = []
     for n in range(copies):
-        disk = work / f"disk{n}.raw"
-        subprocess.run(["cp", "--sparse=always", str(raw), str(disk)], check=True)
-        subprocess.run(["truncate", "-s", "+1G", str(disk)], check=True)  # it grows into this
-        vars_fd = work / f"vars{n}.fd"
-        shutil.copy("/usr/share/OVMF/OVMF_VARS.fd", vars_fd)
-        log = work / f"serial{n}.log"
+        disk = QemuDisk(raw, work, f"copy{n}")
         start = time.monotonic()
-        proc = subprocess.Popen(
-            [
-                "qemu-system-x86_64",
-                "-accel",
-                "tcg",
-                "-m",
-                "2048",
-                "-smp",
-                "2",
-                "-drive",
-                f"if=pflash,format=raw,readonly=on,file={code}",
-                "-drive",
-                f"if=pflash,format=raw,file={vars_fd}",
-                "-drive",
-                f"file={disk},format=raw,if=virtio",
-                "-nic",
-                "none",
-                "-display",
-                "none",
-                "-serial",
-                f"file:{log}",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        disk.power_on()
         try:
-            found = wait_line(log, 1800)
+            found = disk.wait_for(LINE, 1800)
             print(
                 f"qemu TCG copy {n}: power-on to health line {time.monotonic() - start:.0f} s:",
                 found.group(0),
             )
             nodes.append(found.group(2))
         finally:
-            proc.kill()
-            proc.wait()
+            disk.power_off()
     if copies > 1:
         print(f"distinct nodes:       {len(set(nodes)) == len(nodes)} ({', '.join(nodes)})")
 

@@ -187,6 +187,9 @@ PY
 fi
 DEB=$(ls "$DEB_DIR"/bacedge_*.deb)
 DEB_S=$(($(date +%s) - T0))
+# Each source change makes a new .deb: keep this one and the one before, not every one.
+touch "$DEB_DIR"
+ls -dt "$CACHE"/deb-"$DEBARCH"-*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf --
 
 # ---- 3. task images: busybox from the image's own busybox-static, plus --preload ---------
 ROOT="$WORK/root"

@@ -40,6 +40,7 @@ class ActionSpec:
     done: str
     asks: tuple[Ask, ...] = ()
     answered: Callable[[Mapping[str, str]], ActionSpec] | None = None
+    capability: str = "write:job"  # what the credentials need for it (edge.auth.ACTIONS)
 
     @property
     def command_text(self) -> str:
@@ -102,4 +103,5 @@ def node_action(
         f"Node {label} {done}",
         (REASON, DEADLINE) if action == "drain" else (REASON,),
         partial(node_action, node, action, cli),
+        "write:node",
     )

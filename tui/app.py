@@ -108,6 +108,9 @@ class BacedgeApp(App[None]):
         self.api: ApiLike = api if api is not None else target.client()
         self._owns_api = api is None
         self.read_only = read_only
+        # What the credentials allow (edge.auth.ACTIONS); None until the server says, and
+        # until then no action that changes the cluster is offered.
+        self.allowed: frozenset[str] | None = None
         self.refresh_interval = max(0.2, refresh_interval)
         self.log_lines = log_lines
         self.clock = clock
@@ -172,7 +175,28 @@ class BacedgeApp(App[None]):
             self.poll_now()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in WRITE_ACTIONS and self.read_only)
+        return self.may(action)
+
+    def can(self, capability: str) -> bool:
+        """Whether the user may do what `capability` covers: not read-only, and the
+        credentials allow it (as far as the server said)."""
+        return not self.read_only and self.allowed is not None and capability in self.allowed
+
+    def may(self, action: str) -> bool:
+        """Whether a key binding's action is offered (changes need their capability)."""
+        needed = WRITE_ACTIONS.get(action)
+        return needed is None or self.can(needed)
+
+    def limits_note(self) -> str:
+        """Why actions are missing, for the help screen; "" when none is."""
+        if self.read_only:
+            return "Read-only: actions that change the cluster are off."
+        if self.allowed is None:
+            return "Actions that change the cluster appear once the orchestrator answers."
+        missing = [c for c in ("write:job", "write:node") if c not in self.allowed]
+        if missing:
+            return f"These credentials lack {' and '.join(missing)}: those actions are off."
+        return ""
 
     # -- polling ----------------------------------------------------------------
     def needs(self) -> Needs:
@@ -240,6 +264,9 @@ class BacedgeApp(App[None]):
         recovering = self.link.status in ("down", "error")
         self.fetcher.commit(result)
         result.fetched_at = self.clock()
+        if result.allowed is not None and result.allowed != self.allowed:
+            self.allowed = result.allowed
+            self.refresh_bindings()
         self.data.apply(result)
         self._backoff.reset()
         if not self.link.ok:
@@ -406,8 +433,8 @@ class BacedgeApp(App[None]):
             rows.append((key, binding, where))
         rank = {"everywhere": 2}
         rows.sort(key=lambda row: rank.get(row[2], 0 if isinstance(row[2], str) else 1))
-        table = binding_rows(rows, self.read_only, self.get_key_display)
-        self.push_screen(HelpScreen(table, self.read_only))
+        table = binding_rows(rows, self.may, self.get_key_display)
+        self.push_screen(HelpScreen(table, self.limits_note()))
 
     def action_command_log(self) -> None:
         self.push_screen(CommandLogScreen(list(self.command_log)))
@@ -450,7 +477,7 @@ class BacedgeApp(App[None]):
         self.confirm(node_action(node, action, self.cli))
 
     def action_submit_job(self) -> None:
-        if self.read_only:
+        if not self.can("write:job"):
             return
         prefix = ["bacedge", "job", "run", "--no-wait", *self.target.cli_flags()]
 
@@ -474,10 +501,13 @@ class BacedgeApp(App[None]):
 
     def confirm(self, spec: ActionSpec) -> None:
         """Ask first; nothing is sent unless the user says yes."""
-        if self.read_only:
-            self.notify(
-                "Read-only: actions are disabled", severity="warning", timeout=3, markup=False
+        if not self.can(spec.capability):
+            why = (
+                "Read-only: actions are disabled"
+                if self.read_only
+                else f"These credentials lack {spec.capability}"
             )
+            self.notify(why, severity="warning", timeout=3, markup=False)
             return
 
         def answered(answers: dict[str, str] | None) -> None:
@@ -497,7 +527,7 @@ class BacedgeApp(App[None]):
         )
 
     def perform(self, spec: ActionSpec) -> None:
-        if self.read_only:
+        if not self.can(spec.capability):
             return
         self.post_message(ActionStarted(spec.command_text))
         self.run_worker(self._execute(spec), group="actions", exit_on_error=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from edge.auth import ADMIN
 from edge.client import ApiClient, ApiError, ApiUnreachable, AsyncApiClient
 from edge.models import Execution, Job, JobHistory, NodeState
 from edge.models.compat import Server, server_from_version
@@ -96,6 +97,8 @@ class ApiLike(Protocol):
     ) -> dict[str, Any]: ...
 
     async def agent_version(self) -> dict[str, Any]: ...
+
+    async def agent_capabilities(self) -> dict[str, Any]: ...
 
     def stream_logs(
         self,
@@ -184,6 +187,7 @@ class PollResult:
     detail: JobDetail | None = None
     detail_error: str = ""
     server: Server | None = None  # set by the poll that asked the server's version
+    allowed: frozenset[str] | None = None  # set by the poll that asked what the key may do
     version: str | None = None  # what the header shows of it
     fetched_at: float = 0.0
     seconds: float = 0.0
@@ -200,6 +204,7 @@ class Fetcher:
         self.synced_at = 0.0  # monotonic time of the last completed full sync
         self.watermark = 0  # newest job ModifyTime seen (server clock, ns)
         self.server: Server | None = None  # None until the server's version is known
+        self.allowed: frozenset[str] | None = None  # None until the server said
 
     def start_full_sync(self) -> None:
         """The next polls re-read every job (after a reconnect, or now and then)."""
@@ -224,6 +229,8 @@ class Fetcher:
         if self.server is None:
             result.server = await self._ask_server()
             result.version = result.server.label if result.server is not None else None
+        if self.allowed is None:
+            result.allowed = await self._ask_allowed()
         if self.syncing and self.sync_token is not None:
             # The rest of a full sync: only the next page, so the whole list arrives fast;
             # nodes and details were fetched with the first page and come with the next poll.
@@ -258,6 +265,8 @@ class Fetcher:
         """Record what an applied result means for the next poll."""
         if result.server is not None:
             self.server = result.server
+        if result.allowed is not None:
+            self.allowed = result.allowed
         if result.incremental is not None:
             self.incremental = result.incremental
         for job in result.jobs:
@@ -278,6 +287,24 @@ class Fetcher:
             return None
         except Exception:  # no such endpoint, not allowed, not a version: read as bacedge's
             return Server()
+
+    async def _ask_allowed(self) -> frozenset[str] | None:
+        """The actions these credentials allow (bacedge's `/agent/capabilities`); None to
+        ask again next poll (unreachable, or refused: the poll itself then says why). A
+        server without the endpoint (Bacalhau) is offered every action: it refuses what
+        the credentials may not do, and the TUI shows its answer."""
+        try:
+            answer = await self.api.agent_capabilities()
+        except ApiUnreachable:
+            return None
+        except ApiError as exc:
+            return None if exc.status == 401 else ADMIN
+        except Exception:  # not JSON, not an object: not bacedge's answer
+            return ADMIN
+        actions = answer.get("Actions")
+        if not isinstance(actions, list):
+            return ADMIN
+        return frozenset(a for a in actions if isinstance(a, str))
 
     def _server(self, result: PollResult) -> Server:
         return result.server or self.server or Server()

@@ -4,8 +4,9 @@ The selection is the job and the node last under the cursor (or opened): the pal
 stopping and rerunning that job, and cordoning, uncordoning or draining that node (what its
 state allows: the keys send any of them and show the server's refusal).
 
-Write actions are not offered at all in --read-only, so the palette never shows what the
-keys would refuse; downloading a job's results changes nothing, so it is always offered.
+Write actions are not offered at all in --read-only or when the credentials lack their
+capability (`write:job`, `write:node`), so the palette never shows what the keys would
+refuse; downloading a job's results changes nothing, so it is always offered.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class BacedgeCommands(Provider):
                     partial(app.download_results, job.ID),
                 )
             )
-        if not app.read_only:
+        if app.can("write:job"):
             out.append(
                 ("Submit a job from a file", "validated before it is sent", app.action_submit_job)
             )
@@ -68,6 +69,7 @@ class BacedgeCommands(Provider):
                 out.append(
                     (f"Rerun job {name}", display_id(job.ID), partial(app.confirm_rerun, job))
                 )
+        if app.can("write:node"):
             node = app.data.nodes.get(app.selected_node or "")
             if node is not None:
                 out += _scheduling_commands(app, node)

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,30 @@ def boot(root: Path, name: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def machine(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     with boot(installed, "bacedge-test", tmp_path_factory) as box:
         yield box
+
+
+@dataclass
+class Build:
+    out: Path
+    name: str
+    log: str
+
+    def path(self, suffix: str) -> Path:
+        return self.out / f"{self.name}{suffix}"
+
+
+@pytest.fixture(scope="session")
+def appliance(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """One x86_64 build per run; images/build.sh caches the base rootfs (keyed by its
+    package lists) and the .deb (keyed by the source) in /var/cache/bacedge-images."""
+    out = tmp_path_factory.mktemp("appliance")
+    done = subprocess.run(
+        ["bash", str(REPO / "images/build.sh"), "--arch", "x86_64", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifests = list(out.glob("*.manifest.json"))
+    assert len(manifests) == 1, done.stderr[-2000:]
+    return Build(out, manifests[0].name.removesuffix(".manifest.json"), done.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -185,6 +186,22 @@ class Machine:
             time.sleep(0.5)
         raise AssertionError(f"timed out waiting for {what or ' '.join(command)}: {last}")
 
+    def health_line(self, timeout: float) -> str:
+        """The appliance's health line of this boot. It goes to the console and the journal;
+        under nspawn (--console=pipe, no /dev/console) only the journal has it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            journal = self.run(
+                "journalctl",
+                *("-b", "-o", "cat", "--no-pager", "-u", "bacedge-appliance-health"),
+                check=False,
+            ).stdout
+            for line in journal.splitlines():
+                if line.startswith(("bacedge-appliance: ready", "bacedge-appliance: degraded")):
+                    return line
+            time.sleep(1)
+        raise AssertionError(f"no health line in {timeout:.0f}s")
+
     def poweroff(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -211,3 +228,64 @@ def have_tools() -> list[str]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@dataclass
+class QemuDisk:
+    """A copy of a raw disk image powered on under qemu TCG with OVMF, no network, its
+    serial console in a file: the way an operator would try an appliance image in a VM.
+    KVM guests do not run on our test machines, so this is slow (minutes per boot)."""
+
+    raw: Path
+    work: Path
+    name: str
+    grow: str = "+1G"  # room for the first boot to grow the root partition into
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def serial(self) -> Path:
+        return self.work / f"{self.name}.serial.log"
+
+    @property
+    def disk(self) -> Path:
+        return self.work / f"{self.name}.raw"
+
+    def power_on(self) -> None:
+        disk = self.disk
+        subprocess.run(["cp", "--sparse=always", str(self.raw), str(disk)], check=True)
+        subprocess.run(["truncate", "-s", self.grow, str(disk)], check=True)
+        variables = self.work / f"{self.name}.vars.fd"
+        shutil.copy("/usr/share/OVMF/OVMF_VARS.fd", variables)
+        code = "/usr/share/OVMF/OVMF_CODE.fd"
+        self.proc = subprocess.Popen(
+            [
+                "qemu-system-x86_64",
+                *("-accel", "tcg", "-m", "2048", "-smp", "2"),
+                *("-drive", f"if=pflash,format=raw,readonly=on,file={code}"),
+                *("-drive", f"if=pflash,format=raw,file={variables}"),
+                *("-drive", f"file={disk},format=raw,if=virtio"),
+                *("-nic", "none", "-display", "none", "-serial", f"file:{self.serial}"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        """The first console line matching `pattern` (fails with the console's tail)."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.serial.read_text(errors="replace") if self.serial.exists() else ""
+            found = pattern.search(text)
+            if found:
+                return found
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(1)
+        raise AssertionError(f"{pattern.pattern!r} not on the console: ...{text[-3000:]}")
+
+    def power_off(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

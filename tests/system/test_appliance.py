@@ -7,15 +7,14 @@ import hashlib
 import json
 import shlex
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.wasm_build import build_wasm
 
+from .conftest import Build
 from .machine import REPO, Machine
 
 PROVISION = """\
@@ -24,33 +23,6 @@ name = "appliance-test"
 labels = { site = "lab" }
 timezone = "Europe/Lisbon"
 """
-
-
-@dataclass
-class Build:
-    out: Path
-    name: str
-    log: str
-
-    def path(self, suffix: str) -> Path:
-        return self.out / f"{self.name}{suffix}"
-
-
-@pytest.fixture(scope="session")
-def appliance(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    """One x86_64 build per run; images/build.sh caches the base rootfs (keyed by its
-    package lists) and the .deb (keyed by the source) in /var/cache/bacedge-images."""
-    out = tmp_path_factory.mktemp("appliance")
-    done = subprocess.run(
-        ["bash", str(REPO / "images/build.sh"), "--arch", "x86_64", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    manifests = list(out.glob("*.manifest.json"))
-    assert len(manifests) == 1, done.stderr[-2000:]
-    return Build(out, manifests[0].name.removesuffix(".manifest.json"), done.stderr)
 
 
 def _unpack(build: Build, target: Path) -> Path:
@@ -66,29 +38,6 @@ def cli(machine: Machine, *args: str, timeout: float = 300) -> subprocess.Comple
     """`bacedge ...` in a root login shell of the device (its API token from profile.d)."""
     line = ". /etc/profile.d/bacedge.sh; exec bacedge " + shlex.join(args)
     return machine.run("sh", "-c", line, timeout=timeout)
-
-
-def wait_line(machine: Machine, timeout: float) -> str:
-    """The health line of this boot. It goes to the console and the journal; under nspawn
-    (--console=pipe, no /dev/console) only the journal has it; tests/system qemu runs read
-    the serial console."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        journal = machine.run(
-            "journalctl",
-            "-b",
-            "-o",
-            "cat",
-            "--no-pager",
-            "-u",
-            "bacedge-appliance-health",
-            check=False,
-        ).stdout
-        for line in journal.splitlines():
-            if line.startswith(("bacedge-appliance: ready", "bacedge-appliance: degraded")):
-                return line
-        time.sleep(2)
-    raise AssertionError(f"no health line in {timeout:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +111,7 @@ def test_missing_preload_is_one_line(tmp_path: Path) -> None:
 
 
 def test_boots_provisions_and_reports_ready(booted: Machine) -> None:
-    line = wait_line(booted, 420)
+    line = booted.health_line(420)
     node = (booted.root / "var/lib/bacedge/compute/node_id").read_text().strip()
     assert line == f"bacedge-appliance: ready node={node} wasm=ok docker=ok store=ok"
     assert booted.run("hostname").stdout.strip() == "appliance-test"
@@ -177,10 +126,16 @@ def test_boots_provisions_and_reports_ready(booted: Machine) -> None:
     # The API refuses calls without the device's token.
     denied = booted.run("bacedge", "node", "list", check=False)
     assert denied.returncode != 0
+    # The same verdict, from the API, for anyone who asks the device whether it is well.
+    alive = cli(booted, "agent", "alive").stdout
+    assert f"Appliance: {line} (checked " in alive, alive
+    assert json.loads(cli(booted, "agent", "alive", "--output", "json").stdout)["Appliance"][
+        "ready"
+    ]
 
 
 def test_jobs_publish_to_the_local_store_and_come_back(booted: Machine, tmp_path: Path) -> None:
-    wait_line(booted, 420)
+    booted.health_line(420)
     docker = cli(
         booted,
         "docker",
@@ -221,7 +176,7 @@ def test_jobs_publish_to_the_local_store_and_come_back(booted: Machine, tmp_path
 
 
 def test_reboot_keeps_node_and_data_and_reports_a_bad_file(booted: Machine) -> None:
-    wait_line(booted, 420)
+    booted.health_line(420)
     node = (booted.root / "var/lib/bacedge/compute/node_id").read_text().strip()
     objects = cli(booted, "store", "ls", "-r", "s3://results/").stdout
     config = (booted.root / "etc/bacedge/config.toml").read_text()
@@ -231,10 +186,38 @@ def test_reboot_keeps_node_and_data_and_reports_a_bad_file(booted: Machine) -> N
     booted.leader, booted.proc = 0, None
     booted.log = booted.log.with_name("console-2.log")
     booted.boot(timeout=300)
-    line = wait_line(booted, 420)
+    line = booted.health_line(420)
     assert line.startswith(f"bacedge-appliance: degraded node={node} wasm=ok docker=ok store=ok")
     assert "provision: /boot/efi/bacedge/provision.toml line 2: " in line
     assert (booted.root / "etc/bacedge/config.toml").read_text() == config
     assert (booted.root / "var/lib/bacedge/compute/node_id").read_text().strip() == node
     after = cli(booted, "store", "ls", "-r", "s3://results/").stdout
     assert set(objects.splitlines()) <= set(after.splitlines())
+
+
+IDENTITY = (
+    "etc/machine-id",
+    "var/lib/bacedge/compute/node_id",
+    "etc/bacedge/credentials/api-token",
+    "etc/bacedge/credentials/nats-token",
+    "var/lib/bacedge/store/credentials.json",
+)
+
+
+def test_a_second_copy_of_the_image_is_another_device(
+    appliance: Build, booted: Machine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two devices flashed from one image: every identity is made on each one's first boot."""
+    booted.health_line(420)
+    root = _unpack(appliance, tmp_path_factory.mktemp("second") / "root")
+    second = Machine(root, "bacedge-appliance-2", tmp_path_factory.mktemp("console2") / "log")
+    try:
+        second.boot(timeout=300)
+        for name in IDENTITY:
+            second.wait_for("test", "-s", f"/{name}", timeout=300, what=name)
+        for name in IDENTITY:
+            mine = (booted.root / name).read_text().strip()
+            theirs = (root / name).read_text().strip()
+            assert mine and theirs and mine != theirs, name
+    finally:
+        second.poweroff()

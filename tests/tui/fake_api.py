@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.auth import ACTIONS
 from edge.client import LOG_STDERR, LOG_STDOUT, ApiError
 from edge.models import (
     ComputeNodeInfo,
@@ -221,6 +222,7 @@ class FakeApi:
         self.calls: list[tuple[str, ...]] = []
         self.node_actions: list[tuple[str, str, str | None, str | None]] = []  # with arguments
         self.fail_with: Exception | None = None
+        self.actions: list[str] = list(ACTIONS)  # what the credentials allow
         self.nodes = [
             _node(1, "edge-gpu-01", gpus=2, cpu=12, used_cpu=6, labels={"site": "plant-a"}),
             _node(
@@ -436,6 +438,9 @@ class FakeApi:
 
     async def agent_version(self) -> dict[str, Any]:
         return {"GitVersion": "v0.1.0"}
+
+    async def agent_capabilities(self) -> dict[str, Any]:
+        return {"Alias": "tester", "Actions": list(self.actions), "AuthRequired": True}
 
     async def stream_logs(
         self,
@@ -686,6 +691,9 @@ class BacalhauApi(FakeApi):
 
     async def agent_version(self) -> dict[str, Any]:
         return bacalhau_version(self.version)
+
+    async def agent_capabilities(self) -> dict[str, Any]:
+        raise ApiError(404, "Not Found", "NotFound")  # a bacedge addition Bacalhau lacks
 
 
 def bacalhau_app(version: str) -> web.Application:

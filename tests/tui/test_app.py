@@ -282,6 +282,32 @@ async def test_palette_and_help_follow_the_mode() -> None:
             await pilot.press("escape")
 
 
+async def test_the_credentials_decide_which_actions_are_offered() -> None:
+    """What `/agent/capabilities` says: write:node alone gives node actions and no job
+    action; a Bacalhau server (no such call) gets every action."""
+    api = FakeApi()
+    api.actions = ["read:job", "read:node", "write:node"]
+    app = fake_app(api, start="jobs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.allowed is not None, "the capabilities")
+        names = [name for name, _, _ in BacedgeCommands(app.screen)._commands()]
+        assert not [n for n in names if n.startswith(("Stop", "Rerun", "Submit"))]
+        assert [n for n in names if n.startswith("Approve node")]
+        actions = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "submit_job" not in actions
+        await pilot.press("question_mark")
+        help_screen = await until(
+            pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, "help"
+        )
+        assert isinstance(help_screen, HelpScreen)
+        assert "lack write:job" in help_screen.note
+        assert "Submit" not in {row[1] for row in help_screen.rows}
+    bacalhau = fake_app(BacalhauApi("v1.7.0"), start="jobs")
+    async with bacalhau.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: bacalhau.allowed is not None, "the capabilities")
+        assert bacalhau.can("write:job") and bacalhau.can("write:node")
+
+
 async def test_pause_stops_polling_and_ctrl_r_still_refreshes() -> None:
     api = FakeApi()
     polls = 0

@@ -24,20 +24,19 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Actions that change the cluster: disabled and hidden in --read-only.
-WRITE_ACTIONS = frozenset(
-    {
-        "stop_job",
-        "rerun_job",
-        "approve_node",
-        "reject_node",
-        "delete_node",
-        "cordon_node",
-        "uncordon_node",
-        "drain_node",
-        "submit_job",
-    }
-)
+# Actions that change the cluster, with the capability each needs: hidden in --read-only
+# and when the credentials lack that capability.
+WRITE_ACTIONS: Mapping[str, str] = {
+    "stop_job": "write:job",
+    "rerun_job": "write:job",
+    "submit_job": "write:job",
+    "approve_node": "write:node",
+    "reject_node": "write:node",
+    "delete_node": "write:node",
+    "cordon_node": "write:node",
+    "uncordon_node": "write:node",
+    "drain_node": "write:node",
+}
 
 
 class BaseScreen(Screen[None]):
@@ -70,7 +69,7 @@ class BaseScreen(Screen[None]):
         self.bapp.screen_changed(self)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in WRITE_ACTIONS and self.bapp.read_only)
+        return self.bapp.may(action)
 
     def now_ns(self) -> int:
         return self.bapp.now_ns()

@@ -29,10 +29,10 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "close", "Close", id="help.close"),
     ]
 
-    def __init__(self, rows: list[tuple[str, str, str]], read_only: bool) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], note: str = "") -> None:
         super().__init__()
         self.rows = rows
-        self.read_only = read_only
+        self.note = note  # why some actions are not listed (read-only, the key's rights)
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
@@ -47,10 +47,8 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(table)
                 yield Static(Text(FILTER_HELP, "dim"))
-                if self.read_only:
-                    yield Static(
-                        Text("Read-only: actions that change the cluster are off.", "yellow")
-                    )
+                if self.note:
+                    yield Static(Text(self.note, "yellow"))
             yield Static(Text("ctrl+p opens the command palette · escape closes", "dim"))
 
     def action_close(self) -> None:
@@ -59,10 +57,11 @@ class HelpScreen(ModalScreen[None]):
 
 def binding_rows(
     bindings: list[tuple[str, Binding, str]],
-    read_only: bool,
+    allowed: Callable[[str], bool],
     key_display: Callable[[Binding], str],
 ) -> list[tuple[str, str, str]]:
-    """(keys, description, where) for each distinct binding; writes dropped in read-only.
+    """(keys, description, where) for each distinct binding; writes the user may not make
+    (`allowed(action)` false: read-only, or credentials without the capability) dropped.
 
     The bindings of a compact group (the screens' number keys) share one row, `1-6` and
     `Screens: Overview, Jobs, ...`, so that the keys that work everywhere fit on a small
@@ -75,7 +74,7 @@ def binding_rows(
         if binding.id is None and not binding.show:
             continue  # a widget's own keys (table cursor movement and the like)
         action = binding.action.split("(")[0]
-        if read_only and action in WRITE_ACTIONS:
+        if action in WRITE_ACTIONS and not allowed(action):
             continue
         description = binding.description or binding.action
         if (key, description) in seen:

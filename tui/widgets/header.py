@@ -70,6 +70,8 @@ class ClusterHeader(Horizontal):
             right.append(f"{data.version}  ", "dim")
         if app.read_only:
             right.append("READ-ONLY ", "bold yellow")
+        elif app.allowed is not None and not app.allowed & {"write:job", "write:node"}:
+            right.append("READ-ONLY KEY ", "bold yellow")
         link = app.link
         if app.paused:
             right.append("⏸ paused ", "bold yellow")
