@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from .machine import REPO
-
 EM_AARCH64 = 183  # ELF e_machine
 
 
@@ -33,17 +31,12 @@ def elf_machine(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def arm64(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    out = tmp_path_factory.mktemp("aarch64")
-    done = subprocess.run(
-        ["bash", str(REPO / "images/build.sh"), "--arch", "aarch64", "--no-raw", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+def arm64(aarch64_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The build (started in the background at the session's start: conftest.py) and its
+    rootfs unpacked."""
+    out = aarch64_dist
+    root = tmp_path_factory.mktemp("aarch64") / "root"
     tarball = next(out.glob("*-aarch64.rootfs.tar.zst"))
-    root = out / "root"
     root.mkdir()
     subprocess.run(["tar", "--zstd", "-xpf", str(tarball), "-C", str(root)], check=True)
     return out, root
@@ -71,7 +64,7 @@ def test_bacedge_runs_in_it(arm64: tuple[Path, Path]) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("bacedge"), done.stdout
