@@ -17,6 +17,16 @@ import httpx
 BACEDGE = [sys.executable, "-m", "edge.cli.main"]
 
 
+def noop_job(seconds: float = 0.0, count: int = 1) -> dict[str, Any]:
+    """A batch job of `count` noop tasks that each take `seconds`."""
+    params: dict[str, Any] = {"SleepSeconds": seconds} if seconds else {}
+    return {
+        "Type": "batch",
+        "Count": count,
+        "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": params}}],
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -30,21 +30,12 @@ from edge.models import Execution, Job
 from edge.transport import subjects
 from edge.transport.messages import OfferBatch, OfferReply, decode, encode
 
-from .cluster import Cluster, Proc, wait_until
+from .cluster import Cluster, Proc, noop_job, wait_until
 
 pytestmark = pytest.mark.integration
 
 API = "/api/v1/orchestrator"
 ASK_FOR_BID, RUNNING, COMPLETED, FAILED = 2, 6, 9, 10
-
-
-def noop(seconds: float = 0.0, count: int = 1) -> dict[str, Any]:
-    params: dict[str, Any] = {"SleepSeconds": seconds} if seconds else {}
-    return {
-        "Type": "batch",
-        "Count": count,
-        "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": params}}],
-    }
 
 
 def signal_group(proc: Proc, sig: int) -> None:
@@ -126,7 +117,7 @@ def test_offers_the_node_never_received_are_settled_after_a_restart(cluster: Clu
     read them. After the restart the node says it has no record of them, they close as lost
     (not the task's failure) and each partition runs once, on a fresh execution."""
     orchestrator, node = frozen_node_cluster(cluster)
-    job_id = cluster.submit(noop(count=4))
+    job_id = cluster.submit(noop_job(count=4))
     offered = wait_offers_recorded(cluster, job_id, 4)
     orchestrator.kill()
     node.kill()  # the offers waiting in its socket die with it, unread
@@ -154,7 +145,7 @@ def test_offers_the_node_took_while_the_orchestrator_died_run_once(cluster: Clus
     the node keeps running them (they are neither cancelled nor placed again) and the job
     completes with its first and only executions."""
     orchestrator, node = frozen_node_cluster(cluster)
-    job_id = cluster.submit(noop(seconds=10, count=3))
+    job_id = cluster.submit(noop_job(seconds=10, count=3))
     offered = wait_offers_recorded(cluster, job_id, 3)
     assert orchestrator.popen is not None
     os.kill(orchestrator.popen.pid, signal.SIGSTOP)  # hears nothing; its NATS keeps serving
@@ -210,7 +201,7 @@ class Burst:
         with httpx.Client(base_url=self.api, timeout=30) as client:
             while self._take() is not None:
                 try:
-                    response = client.put(f"{API}/jobs", json={"Job": noop()})
+                    response = client.put(f"{API}/jobs", json={"Job": noop_job()})
                 except httpx.HTTPError:
                     with self._lock:
                         self.errors += 1
@@ -285,7 +276,7 @@ def test_an_offer_made_again_is_answered_taken_and_not_run_twice(cluster: Cluste
     cluster.orchestrator()
     cluster.compute("c1", "--engines", "noop")
     (node,) = cluster.wait_nodes(1)
-    job_id = cluster.submit(noop())
+    job_id = cluster.submit(noop_job())
     cluster.wait_state(job_id, "Completed")
     (done,) = cluster.executions(job_id)
     execution = Execution.model_validate(done)

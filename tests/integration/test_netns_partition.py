@@ -20,11 +20,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .cluster import Cluster, free_port, wait_until
+from .cluster import Cluster, free_port, noop_job, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -176,16 +175,6 @@ class DelayProxy:
             sender.cancel()
 
 
-def sleeper(seconds: float) -> dict[str, Any]:
-    return {
-        "Type": "batch",
-        "Count": 1,
-        "Tasks": [
-            {"Name": "main", "Engine": {"Type": "noop", "Params": {"SleepSeconds": seconds}}}
-        ],
-    }
-
-
 def outbox(data_dir: Path) -> int:
     """Updates the node holds that the orchestrator has not acknowledged yet."""
     with sqlite3.connect(data_dir / "compute" / "ledger.db") as db:
@@ -207,7 +196,7 @@ def test_a_cut_link_inside_the_grace_window_loses_nothing_and_runs_nothing_twice
     url = f"nats://{link.host_ip}:{cluster.nats_port}"
     cluster.compute("edge", "--engines", "noop", "--orchestrators", url, prefix=link.prefix)
     cluster.wait_nodes(1)
-    held = [cluster.submit(sleeper(12)) for _ in range(3)]
+    held = [cluster.submit(noop_job(12)) for _ in range(3)]
     for job_id in held:
         wait_until(
             lambda j=job_id: [
@@ -225,7 +214,7 @@ def test_a_cut_link_inside_the_grace_window_loses_nothing_and_runs_nothing_twice
         wait_until(lambda: node_status(cluster, "edge") == "DISCONNECTED", 30, "edge silent")
         # Inside the window: work placed during the cut goes to the node that answers, and
         # the far node's work is neither failed over nor started again.
-        during = [cluster.submit(sleeper(0)) for _ in range(2)]
+        during = [cluster.submit(noop_job(0)) for _ in range(2)]
         for job_id in during:
             cluster.wait_state(job_id, "Completed", timeout=60)
             (ran,) = cluster.executions(job_id)
@@ -253,7 +242,7 @@ def test_a_slow_lossy_link_loses_no_job_and_runs_none_twice(cluster: Cluster, li
         url = f"nats://{link.host_ip}:{proxy.port}"
         cluster.compute("edge", "--engines", "noop", "--orchestrators", url, prefix=link.prefix)
         cluster.wait_nodes(1, timeout=60)
-        jobs = [cluster.submit(sleeper(0.5)) for _ in range(12)]
+        jobs = [cluster.submit(noop_job(0.5)) for _ in range(12)]
         for job_id in jobs:
             body = cluster.wait_state(job_id, "Completed", "Failed", timeout=180)
             assert body["Job"]["State"]["StateType"] == "Completed", body["Job"]["State"]

@@ -12,21 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from .cluster import Cluster, Proc, wait_until
+from .cluster import Cluster, Proc, noop_job, wait_until
 
 pytestmark = pytest.mark.integration
 
 API = "/api/v1/orchestrator"
-
-
-def sleeper(seconds: float) -> dict[str, Any]:
-    return {
-        "Type": "batch",
-        "Count": 1,
-        "Tasks": [
-            {"Name": "main", "Engine": {"Type": "noop", "Params": {"SleepSeconds": seconds}}}
-        ],
-    }
 
 
 def freeze(proc: Proc) -> None:
@@ -61,7 +51,7 @@ def running_on(
 
 def test_a_node_back_within_the_grace_window_finishes_its_work(cluster: Cluster) -> None:
     procs = start(cluster, grace=60)
-    job_id = cluster.submit(sleeper(8))
+    job_id = cluster.submit(noop_job(8))
     running, holder = running_on(cluster, procs, job_id)
     freeze(holder)
     try:
@@ -86,7 +76,7 @@ def test_after_the_grace_window_work_fails_over_and_late_results_are_kept_apart(
     cluster: Cluster,
 ) -> None:
     procs = start(cluster, grace=3)
-    job_id = cluster.submit(sleeper(30))
+    job_id = cluster.submit(noop_job(30))
     _running, holder = running_on(cluster, procs, job_id)
     freeze(holder)
     try:

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from edge.cli.output import describe_node, display_id
-from edge.models import format_bytes
+from edge.models import NodeState, format_bytes
 
 from ..client import Needs
 from ..views import EXECUTION_COLUMNS, SortSpec, execution_row, node_gpus, sort_keys
@@ -22,6 +22,7 @@ from ..widgets.cells import Cell
 from ..widgets.table import Column, KeyedTable
 from .base import BaseScreen
 from .executions import RECENT_JOBS
+from .node_actions import NodeActions
 
 GPU_COLUMNS = [
     Column("index", "#"),
@@ -33,7 +34,7 @@ GPU_COLUMNS = [
 ]
 
 
-class NodeDetailScreen(BaseScreen):
+class NodeDetailScreen(NodeActions, BaseScreen):
     TITLE_TEXT = "Node"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="node.back"),
@@ -106,28 +107,8 @@ class NodeDetailScreen(BaseScreen):
     def action_back(self) -> None:
         self.dismiss()
 
-    def _node_action(self, action: str) -> None:
-        node = self.bapp.data.nodes.get(self.node_id)
-        if node is not None:
-            self.bapp.confirm_node_action(node, action)
-
-    def action_approve_node(self) -> None:
-        self._node_action("approve")
-
-    def action_reject_node(self) -> None:
-        self._node_action("reject")
-
-    def action_delete_node(self) -> None:
-        self._node_action("delete")
-
-    def action_cordon_node(self) -> None:
-        self._node_action("cordon")
-
-    def action_uncordon_node(self) -> None:
-        self._node_action("uncordon")
-
-    def action_drain_node(self) -> None:
-        self._node_action("drain")
+    def target_node(self) -> NodeState | None:
+        return self.bapp.data.nodes.get(self.node_id)
 
 
 def _text(value: int | None, show: Callable[[int], str]) -> str:

@@ -16,9 +16,10 @@ from ..filters import Field
 from ..views import NODE_COLUMNS, NODE_FIELDS, SortSpec, node_haystack, node_row
 from ..widgets.cells import Cell
 from .base import TableScreen
+from .node_actions import NodeActions
 
 
-class NodesScreen(TableScreen[NodeState]):
+class NodesScreen(NodeActions, TableScreen[NodeState]):
     TITLE_TEXT = "Nodes"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Detail", id="nodes.open"),
@@ -77,25 +78,5 @@ class NodesScreen(TableScreen[NodeState]):
         if node is not None:
             self.bapp.open_node(node.Info.NodeID)
 
-    def _node_action(self, action: str) -> None:
-        node = self.selected()
-        if node is not None:
-            self.bapp.confirm_node_action(node, action)
-
-    def action_approve_node(self) -> None:
-        self._node_action("approve")
-
-    def action_reject_node(self) -> None:
-        self._node_action("reject")
-
-    def action_delete_node(self) -> None:
-        self._node_action("delete")
-
-    def action_cordon_node(self) -> None:
-        self._node_action("cordon")
-
-    def action_uncordon_node(self) -> None:
-        self._node_action("uncordon")
-
-    def action_drain_node(self) -> None:
-        self._node_action("drain")
+    def target_node(self) -> NodeState | None:
+        return self.selected()
