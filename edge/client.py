@@ -215,6 +215,12 @@ def _unreachable(base_url: str, exc: BaseException, timeout: float | None = None
             base_url, f"the orchestrator at {base_url} did not answer{waited}: {hint}"
         )
     text = str(exc)
+    if "mismatch" in text or "not valid for" in text:
+        return ApiUnreachable(
+            base_url,
+            f"TLS with the orchestrator at {base_url} failed ({text}): the certificate is "
+            "for another name; use a name it holds or reissue it (bacedge setup tls --name)",
+        )
     if isinstance(exc, ssl.SSLError) or "SSL" in text or "certificate" in text.lower():
         return ApiUnreachable(
             base_url,

@@ -50,6 +50,15 @@ def _invalid(message: str) -> PydanticCustomError:
     return PydanticCustomError("bacedge", "{message}", {"message": message})
 
 
+def _tls_pair(section: str, cert: str, key: str) -> None:
+    """`tls_cert` and `tls_key` turn TLS on together; one alone is an error naming both."""
+    if bool(cert) != bool(key):
+        raise _invalid(
+            f"{section}.tls_cert and {section}.tls_key go together: set both "
+            "(`bacedge setup tls` writes server.pem and server-key.pem) or neither"
+        )
+
+
 class CapabilitySection(_Section):
     """Bacalhau's `Capabilities` entry: actions a user may take (wildcards allowed)."""
 
@@ -151,6 +160,13 @@ class ApiSection(_Section):
     port: int = Field(default=1234, ge=0, le=65535)
     auth_token: SecretStr | None = None  # one admin key: every capability
     auth: AuthSection = Field(default_factory=AuthSection)
+    tls_cert: str = ""  # with tls_key: the API is served over HTTPS
+    tls_key: str = ""
+
+    @model_validator(mode="after")
+    def _tls(self) -> ApiSection:
+        _tls_pair("api", self.tls_cert, self.tls_key)
+        return self
 
     @model_validator(mode="after")
     def _token_is_not_a_user_key(self) -> ApiSection:
@@ -174,6 +190,14 @@ class NatsSection(_Section):
     token: SecretStr | None = None
     servers: list[str] = Field(default_factory=list)  # external NATS: no embedded server
     store_dir: Path | None = None
+    tls_cert: str = ""  # with tls_key: the embedded nats-server requires TLS
+    tls_key: str = ""
+    cacert: str = ""  # CA this process's NATS clients verify the server with (TLS on)
+
+    @model_validator(mode="after")
+    def _tls(self) -> NatsSection:
+        _tls_pair("nats", self.tls_cert, self.tls_key)
+        return self
 
 
 class OrchestratorSection(_Section):
@@ -271,6 +295,7 @@ class ClientSection(_Section):
     api: str = "http://127.0.0.1:1234"
     api_key: SecretStr | None = None
     profile: str = ""  # a [profiles.NAME] to use when --api/--profile are not given
+    cacert: str = ""  # CA bundle to verify an https:// orchestrator
 
 
 class ProfileSection(_Section):

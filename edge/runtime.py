@@ -23,7 +23,8 @@ from edge.orchestrator.results import ResultRelay
 from edge.orchestrator.service import Orchestrator
 from edge.orchestrator.store import Store
 from edge.store import LocalStore, StoreError
-from edge.transport.client import connect, connect_forever
+from edge.tls import TlsError, server_context
+from edge.transport.client import connect, connect_forever, describe, tls_context
 from edge.transport.server import EmbeddedNats
 
 log = logging.getLogger("bacedge")
@@ -31,6 +32,16 @@ log = logging.getLogger("bacedge")
 
 class StartupError(Exception):
     """A role cannot start; the message says what to change."""
+
+
+def _nats_tls(cfg: Config) -> tuple[str, str]:
+    """[nats] tls_cert and tls_key, checked to load before nats-server is given them."""
+    if cfg.nats.tls_cert:
+        try:
+            server_context(cfg.nats.tls_cert, cfg.nats.tls_key, "[nats]")
+        except TlsError as exc:
+            raise StartupError(str(exc)) from None
+    return cfg.nats.tls_cert, cfg.nats.tls_key
 
 
 @dataclass
@@ -76,6 +87,10 @@ class Runtime:
                     "a compute-only node needs its orchestrator: pass --orchestrators "
                     "nats://HOST:4222 or set [compute] orchestrators"
                 )
+            try:
+                tls_context(self.config)  # a CA that cannot load stops the node here
+            except TlsError as exc:
+                raise StartupError(str(exc)) from None
             self.node = ComputeNode(self.config, servers, self.token)
             await self.node.start()
 
@@ -83,13 +98,19 @@ class Runtime:
         cfg = self.config
         if not cfg.nats.servers:
             store_dir = cfg.nats.store_dir or cfg.data_dir / "nats"
-            self.nats = EmbeddedNats(cfg.nats.host, cfg.nats.port, store_dir, self.token)
+            self.nats = EmbeddedNats(
+                cfg.nats.host, cfg.nats.port, store_dir, self.token, *_nats_tls(cfg)
+            )
             await self.nats.start()
         servers = self.nats_servers()
         try:
-            nc = await connect(servers, "bacedge-orchestrator", self.token)
+            nc = await connect(servers, "bacedge-orchestrator", self.token, tls=tls_context(cfg))
+        except TlsError as exc:
+            raise StartupError(str(exc)) from None
         except Exception as exc:
-            raise StartupError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from None
+            raise StartupError(
+                f"cannot connect to NATS at {', '.join(servers)}: {describe(exc)}"
+            ) from None
         self._closers.append(nc.close)
         self.store = Store(cfg.data_dir / "orchestrator" / "state.db")
         await self.store.open()
@@ -101,7 +122,15 @@ class Runtime:
         api = Api(self.orch, cfg, self.node_info, self.relay, store_health=self.store_health)
         self._site_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self._site_runner.setup()
-        site = web.TCPSite(self._site_runner, cfg.api.host, cfg.api.port, reuse_address=True)
+        https = None
+        if cfg.api.tls_cert:
+            try:
+                https = server_context(cfg.api.tls_cert, cfg.api.tls_key, "[api]")
+            except TlsError as exc:
+                raise StartupError(str(exc)) from None
+        site = web.TCPSite(
+            self._site_runner, cfg.api.host, cfg.api.port, reuse_address=True, ssl_context=https
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -110,7 +139,7 @@ class Runtime:
                 "choose another port with --api-port"
             ) from None
         host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
-        self.api_url = f"http://{host}:{cfg.api.port}"
+        self.api_url = f"{'https' if https else 'http'}://{host}:{cfg.api.port}"
 
     def relay_check(self, job: Job) -> None:
         if self.relay is not None and job.Tasks:

@@ -134,7 +134,11 @@ def resolve_connection(
                 profile=name,
             )
         else:
-            base = Connection(api=config.client.api, api_key=_secret(config.client.api_key))
+            base = Connection(
+                api=config.client.api,
+                api_key=_secret(config.client.api_key),
+                cacert=config.client.cacert or None,
+            )
     username = password = None
     if api_user:
         username, _, password = api_user.partition(":")
@@ -177,7 +181,7 @@ def connection_options(func: F) -> F:
     )
     @click.option(
         "--cacert",
-        envvar="BACEDGE_API_CACERT",
+        envvar=["BACEDGE_CACERT", "BACEDGE_API_CACERT"],
         show_envvar=True,
         type=click.Path(exists=True, dir_okay=False),
         help="CA bundle to verify an https:// orchestrator.",

@@ -357,3 +357,61 @@ def setup_podman(user_name: str, quiet: bool, offline: bool) -> None:
             )
         _start_detached(user, sock, quiet)
     click.echo(sock)
+
+
+@setup.command("tls")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write them [default: <data dir>/tls].",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="HOST_OR_IP",
+    help="A name clients use to reach this host (repeat); [default: localhost, 127.0.0.1, "
+    "::1 and the host name].",
+)
+@click.option("--force", is_flag=True, help="Replace certificates that already exist.")
+@click.pass_context
+def setup_tls(
+    ctx: click.Context, directory: Path | None, names: tuple[str, ...], force: bool
+) -> None:
+    """Write a private CA and a server certificate for the API and NATS.
+
+    ca.pem (give it to clients and compute nodes), server.pem and server-key.pem (0600):
+    ECDSA P-256, the CA valid 10 years, the server certificate 825 days for every --name.
+    The CA's key is not kept: run again with --force (and hand out the new ca.pem) to add
+    names or renew. Prints the config lines that turn TLS on.
+    """
+    from edge.config import ConfigError, load_config
+    from edge.tls import TlsError, default_names, generate
+
+    if directory is None:
+        try:
+            directory = load_config().data_dir / "tls"
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    chosen = list(names) or default_names()
+    try:
+        written = generate(directory, chosen, force=force)
+    except TlsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to {directory}: {exc.strerror}") from None
+    ca, cert, key = (str(p.resolve()) for p in written.paths())
+    click.echo(f"wrote {ca} (the CA: give it to clients and compute nodes)")
+    click.echo(f"wrote {cert} (for {', '.join(chosen)})")
+    click.echo(f"wrote {key} (0600: readable by the orchestrator's user only)")
+    click.echo(
+        "\nOn the orchestrator (config.toml):\n"
+        f'[api]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+        f'[nats]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+        '\nOn compute nodes (orchestrators = ["tls://HOST:4222"]):\n'
+        f'[nats]\ncacert = "{ca}"\n'
+        "\nClients use https://: bacedge --api https://HOST:1234 --cacert "
+        f"{ca} (or [client] cacert, BACEDGE_CACERT, or a profile's cacert)."
+    )

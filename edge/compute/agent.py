@@ -48,7 +48,7 @@ from edge.publishers.local import archive_path
 from edge.storage import ObjectCache, build_input_providers
 from edge.storage.base import InputProvider, StoragePolicy
 from edge.transport import subjects
-from edge.transport.client import connect_forever
+from edge.transport.client import connect_forever, tls_context
 from edge.transport.messages import (
     CancelReply,
     CancelRequest,
@@ -464,6 +464,7 @@ class ComputeNode:
                 self.token,
                 on_reconnect=self._on_reconnect,
                 on_disconnect=self._on_disconnect,
+                tls=tls_context(self.config),
             )
         nc = self.nc
         await nc.subscribe(subjects.offer(self.node_id), cb=self._on_offer)

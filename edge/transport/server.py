@@ -42,11 +42,21 @@ def find_nats_server() -> str:
 class EmbeddedNats:
     """Starts nats-server, restarts it if it dies, stops it with the orchestrator."""
 
-    def __init__(self, host: str, port: int, store_dir: Path, token: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        store_dir: Path,
+        token: str | None = None,
+        tls_cert: str = "",
+        tls_key: str = "",
+    ) -> None:
         self.host = host
         self.port = port
         self.store_dir = store_dir
         self.token = token
+        self.tls_cert = tls_cert  # with tls_key: every client must use TLS
+        self.tls_key = tls_key
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
@@ -56,7 +66,8 @@ class EmbeddedNats:
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = "[::1]" if host == "::" else host
-        return f"nats://{host}:{self.port}"
+        scheme = "tls" if self.tls_cert else "nats"
+        return f"{scheme}://{host}:{self.port}"
 
     def _write_config(self) -> Path:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +79,9 @@ class EmbeddedNats:
         ]
         if self.token:
             lines.append(f"authorization {{ token: {json.dumps(self.token)} }}")
+        if self.tls_cert:
+            cert, key = (json.dumps(str(Path(p).resolve())) for p in (self.tls_cert, self.tls_key))
+            lines.append(f"tls {{ cert_file: {cert}, key_file: {key}, timeout: 2 }}")
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(lines) + "\n")
