@@ -15,6 +15,8 @@ from aiohttp import web
 
 from edge import systemd
 from edge.compute.agent import ComputeNode
+from edge.compute.ledger import LedgerDB
+from edge.compute.simulated import SimulatedNode
 from edge.config import Config
 from edge.models import Job, NodeInfo
 from edge.models.version import this_build
@@ -225,8 +227,11 @@ async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -
 class ComputeFleet:
     """Many compute nodes in one process, for development and benchmarks (`bacedge devstack`).
 
-    Each node is a real ComputeNode with its own data dir (`root/<prefix>NNN`) and ledger;
-    they share one NATS connection, so hundreds of them cost one socket to the server.
+    Each node is a real ComputeNode. They share one NATS connection, so thousands of them
+    cost one socket to the server; its disconnects and reconnects reach every node. Real
+    nodes (the default) each have their own data dir (`root/<prefix>NNN`) and ledger;
+    simulated ones (`simulated`, edge/compute/simulated.py) are `sim-00001`... with a given
+    inventory, the noop engine and one ledger file for the process (`root/ledger.db`).
     """
 
     config: Config
@@ -235,8 +240,10 @@ class ComputeFleet:
     servers: list[str]
     token: str | None = None
     prefix: str = "devstack-"
+    simulated: bool = False
     nodes: list[ComputeNode] = field(default_factory=list)
     _nc: Any = None
+    _ledger: LedgerDB | None = None
 
     def node_config(self, index: int) -> Config:
         config = self.config.model_copy(deep=True)
@@ -245,17 +252,50 @@ class ComputeFleet:
         return config
 
     async def start(self, batch: int = 50) -> None:
-        self._nc = await connect_forever(self.servers, "bacedge-compute-fleet", self.token)
+        self._nc = await connect_forever(
+            self.servers,
+            "bacedge-compute-fleet",
+            self.token,
+            on_reconnect=self._reconnected,
+            on_disconnect=self._disconnected,
+        )
+        if self.simulated:
+            self._ledger = LedgerDB(self.root / "ledger.db")
+            await self._ledger.open()
         for first in range(0, self.count, batch):
-            group = [
-                ComputeNode(self.node_config(i), self.servers, self.token, nc=self._nc)
-                for i in range(first, min(self.count, first + batch))
-            ]
+            group = [self._node(i) for i in range(first, min(self.count, first + batch))]
             self.nodes.extend(group)
             await asyncio.gather(*(node.start() for node in group))
+            if self.simulated:
+                await self._joined(group)
+
+    def _node(self, index: int) -> ComputeNode:
+        if self._ledger is None:
+            return ComputeNode(self.node_config(index), self.servers, self.token, nc=self._nc)
+        return SimulatedNode(
+            self.config, index + 1, self.servers, self.token, self._nc, self._ledger, self.root
+        )
+
+    async def _joined(self, group: list[ComputeNode], timeout: float = 30.0) -> None:
+        """Thousands of nodes join a batch at a time, each batch once its handshakes are
+        answered (or after `timeout`: an orchestrator that is down gets them all later)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(node.connected.wait() for node in group)), timeout
+            )
+
+    async def _reconnected(self) -> None:
+        for node in self.nodes:
+            await node.reconnected()
+
+    async def _disconnected(self) -> None:
+        for node in self.nodes:
+            await node.disconnected()
 
     async def stop(self) -> None:
         await asyncio.gather(*(node.stop() for node in self.nodes), return_exceptions=True)
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
+        if self._ledger is not None:
+            await self._ledger.close()

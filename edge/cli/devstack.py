@@ -1,5 +1,6 @@
 """`bacedge devstack`: an orchestrator and N compute nodes in one process, for trying
-things out and for benchmarks (the TUI benchmark runs 500 nodes this way)."""
+things out and for benchmarks (the TUI benchmark runs 500 nodes this way; the scale
+benchmark 20,000 simulated ones)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,24 @@ import click
 from edge.config import Config, ConfigError, load_config
 from edge.logsetup import setup_logging
 
+MAX_REAL = 5000  # each real node holds a ledger file (3 descriptors) and a thread
+MAX_SIMULATED = 100_000
+
 
 @click.command()
 @click.option(
     "--computes",
-    type=click.IntRange(min=0, max=5000),
+    type=click.IntRange(min=0, max=MAX_SIMULATED),
     default=3,
     show_default=True,
-    help="Compute nodes to run in this process.",
+    help=f"Compute nodes to run in this process (at most {MAX_REAL:,}, or "
+    f"{MAX_SIMULATED:,} with --simulated).",
+)
+@click.option(
+    "--simulated",
+    is_flag=True,
+    help="Run simulated nodes (sim-00001, ...: the real agent and protocol with the noop "
+    "engine, a given inventory and one ledger file shared by all), for scale tests.",
 )
 @click.option(
     "--data-dir",
@@ -55,8 +66,17 @@ def devstack(
     engines: str,
     heartbeat_interval: float,
     orchestrators: str | None,
+    simulated: bool,
 ) -> None:
     """Run a throwaway cluster: an orchestrator plus N compute nodes, in one process."""
+    engine_list = [e.strip() for e in engines.split(",") if e.strip()]
+    if simulated and engine_list != ["noop"]:
+        raise click.UsageError("--simulated nodes run the noop engine only: drop --engines")
+    if not simulated and computes > MAX_REAL:
+        raise click.UsageError(
+            f"--computes {computes} real nodes is more than {MAX_REAL:,} in one process: "
+            "pass --simulated for more"
+        )
     temporary = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="bacedge-devstack-")) if data_dir is None else data_dir
     servers = [u.strip() for u in (orchestrators or "").split(",") if u.strip()]
@@ -66,7 +86,7 @@ def devstack(
                 "node.data_dir": root / "orchestrator",
                 "api.port": api_port,
                 "nats.port": nats_port,
-                "compute.engines": [e.strip() for e in engines.split(",") if e.strip()],
+                "compute.engines": engine_list,
                 "compute.heartbeat_interval": heartbeat_interval,
             }
         )
@@ -74,7 +94,7 @@ def devstack(
         raise click.ClickException(str(exc)) from None
     setup_logging(config.log.level, config.log.format)
     try:
-        asyncio.run(_run(config, computes, root, servers))
+        asyncio.run(_run(config, computes, root, servers, simulated))
     except KeyboardInterrupt:
         pass
     finally:
@@ -82,7 +102,9 @@ def devstack(
             shutil.rmtree(root, ignore_errors=True)
 
 
-async def _run(config: Config, computes: int, root: Path, servers: list[str]) -> None:
+async def _run(
+    config: Config, computes: int, root: Path, servers: list[str], simulated: bool
+) -> None:
     from edge.runtime import ComputeFleet, Runtime, StartupError
     from edge.transport.server import NatsServerError
 
@@ -97,11 +119,14 @@ async def _run(config: Config, computes: int, root: Path, servers: list[str]) ->
         try:
             await runtime.start()
             servers = servers or runtime.nats_servers()
-            fleet = ComputeFleet(config, computes, root / "computes", servers, runtime.token)
+            fleet = ComputeFleet(
+                config, computes, root / "computes", servers, runtime.token, simulated=simulated
+            )
             await fleet.start()
         except (StartupError, NatsServerError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
-        lines = [f"bacedge devstack is running: {computes} compute node(s), data in {root}"]
+        kind = "simulated compute node(s)" if simulated else "compute node(s)"
+        lines = [f"bacedge devstack is running: {computes} {kind}, data in {root}"]
         if runtime.api_url:
             lines.append(f"  API:  {runtime.api_url}")
         lines.append(f"  NATS: {', '.join(fleet.servers)}")

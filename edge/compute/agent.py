@@ -10,7 +10,7 @@ import shutil
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -102,16 +102,31 @@ def stable_node_id(data_dir: Path) -> str:
 
 
 class ComputeNode:
+    """One compute node on NATS. Many may run in one process (`ComputeFleet`): they share a
+    connection (`nc`, whose owner calls `reconnected` and `disconnected`), and simulated
+    nodes (`edge/compute/simulated.py`) also their ledger file, with an ID and a root given."""
+
+    serves_results: ClassVar[bool] = True  # the `local` publisher's own HTTP server
+    watches_stores: ClassVar[bool] = True  # this device's S3 store, for data-local scheduling
+
     def __init__(
-        self, config: Config, servers: list[str], token: str | None = None, nc: Client | None = None
+        self,
+        config: Config,
+        servers: list[str],
+        token: str | None = None,
+        nc: Client | None = None,
+        *,
+        node_id: str | None = None,
+        root: Path | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config
         self.cfg = config.compute
         self.servers = servers
         self.token = token
-        self.root = config.data_dir / "compute"
-        self.node_id = stable_node_id(self.root)
-        self.ledger = Ledger(self.root / "ledger.db")
+        self.root = root or config.data_dir / "compute"
+        self.node_id = node_id or stable_node_id(self.root)
+        self.ledger = ledger or Ledger(self.root / "ledger.db")
         self.executors: dict[str, Executor] = {}
         self.providers: dict[str, InputProvider] = {}
         self.publishers: dict[str, Publisher] = {}
@@ -156,11 +171,12 @@ class ComputeNode:
                 raise ConfigError(str(exc)) from None
         self.providers = build_input_providers(self.config, self.cache)
         self.publishers = build_publishers(self.config, self.root / "published", self._presign)
-        for publisher in self._local_publishers():
-            await publisher.start()
+        if self.serves_results:
+            for publisher in self._local_publishers():
+                await publisher.start()
         if self.cfg.metrics_port:
             await self._serve_metrics()
-        total, machine = await asyncio.to_thread(inventory.machine, self.root)
+        total, machine = await self._machine()
         self._engine_inventory(machine)
         self.capacity = self._capacity(total)
         slots = self.cfg.max_concurrent or max(4, int(total.CPU) * 2)
@@ -191,7 +207,12 @@ class ComputeNode:
         ]
         if self._services():
             self._tasks.append(asyncio.create_task(self._watch_engines(), name="compute-engines"))
-        self._tasks.append(asyncio.create_task(self._watch_stores(), name="compute-stores"))
+        if self.watches_stores:
+            self._tasks.append(asyncio.create_task(self._watch_stores(), name="compute-stores"))
+
+    async def _machine(self) -> tuple[Resources, Inventory]:
+        """Total capacity and inventory: this machine's (psutil, NVML)."""
+        return await asyncio.to_thread(inventory.machine, self.root)
 
     def _engine_settings(self) -> dict[str, dict[str, Any]]:
         return {
@@ -393,8 +414,7 @@ class ComputeNode:
             publisher = publisher_for(execution.Job.task, self.publishers)
         except PublishError as exc:
             return Outcome(ComputeStateType.FAILED, f"publish: {exc}", finished.output)
-        if publisher is None:
-            shutil.rmtree(result_dir, ignore_errors=True)
+        if publisher is None:  # no publisher and no ResultPaths: no result folder was made
             return finished
         await self._report(
             execution,
@@ -462,8 +482,8 @@ class ComputeNode:
                 self.servers,
                 f"bacedge-compute-{self.node_id}",
                 self.token,
-                on_reconnect=self._on_reconnect,
-                on_disconnect=self._on_disconnect,
+                on_reconnect=self.reconnected,
+                on_disconnect=self.disconnected,
                 tls=tls_context(self.config),
             )
         nc = self.nc
@@ -473,10 +493,12 @@ class ComputeNode:
         await nc.subscribe(subjects.results(self.node_id), cb=self._on_result_chunk)
         await self._handshake_until_accepted()
 
-    async def _on_reconnect(self) -> None:
-        self._spawn(self._handshake_until_accepted())
+    async def reconnected(self) -> None:
+        """The NATS link is back: handshake again (the orchestrator may have moved on)."""
+        if self._tasks:  # started
+            self._spawn(self._handshake_until_accepted())
 
-    async def _on_disconnect(self) -> None:
+    async def disconnected(self) -> None:
         self.connected.clear()
 
     async def _handshake_until_accepted(self) -> None:
@@ -763,8 +785,11 @@ class ComputeNode:
     async def _flusher(self) -> None:
         delay = 0.2
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._flush.wait(), timeout=2.0)
+            if self._unsent:  # retried every 2 s while updates wait
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), timeout=2.0)
+            else:  # nothing to send: woken by the next update (no idle polling)
+                await self._flush.wait()
             self._flush.clear()
             if not self._unsent or not self.connected.is_set():
                 continue

@@ -3,6 +3,11 @@
 Every state change is written here before it is sent, and stays in the outbox
 until the orchestrator acknowledges it. That is what lets a node keep working
 through an outage and report everything once the link heals.
+
+A node's ledger is one SQLite file (`LedgerDB`) of its own. Simulated nodes (`bacedge
+devstack --simulated`) share one file per process instead, each seeing only its rows (the
+`node` column): ten thousand files would hold thirty thousand descriptors (database, WAL,
+shared memory) and ten thousand threads, and one file group-commits their writes together.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from edge.transport.messages import ExecutionUpdate
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY, job_id TEXT NOT NULL, state INTEGER NOT NULL,
-    updated INTEGER NOT NULL, data TEXT NOT NULL
+    updated INTEGER NOT NULL, data TEXT NOT NULL, node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
 CREATE TABLE IF NOT EXISTS events (
@@ -26,25 +31,58 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_execution ON events(execution_id);
 CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL, node TEXT NOT NULL DEFAULT ''
 );
 """
 
 
-class Ledger:
+def _migrate(db: sqlite3.Connection) -> None:
+    """Ledgers written before the `node` column get it (their rows: the node's own, '')."""
+    for table in ("executions", "outbox"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "node" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN node TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX IF NOT EXISTS executions_node ON executions(node, state)")
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_node ON outbox(node, seq)")
+
+
+class LedgerDB:
+    """One ledger file on its own thread: a node's, or one shared by simulated nodes."""
+
     def __init__(self, path: Path) -> None:
-        self._sql = SqliteThread(path, _SCHEMA, "ledger")
+        self.sql = SqliteThread(path, _SCHEMA, "ledger")
 
     async def open(self) -> None:
-        await self._sql.open()
+        await self.sql.open()
+        await self.sql.call(_migrate, self.sql.db)
 
     async def close(self) -> None:
-        await self._sql.close()
+        await self.sql.close()
+
+
+class Ledger:
+    """One node's ledger: a file of its own (a path), or its rows of a shared `LedgerDB`
+    (opened and closed by whoever shares it)."""
+
+    def __init__(self, path: Path | LedgerDB, node: str = "") -> None:
+        self._own = isinstance(path, Path)
+        self._file = LedgerDB(path) if isinstance(path, Path) else path
+        self._sql = self._file.sql
+        self.node = node
+
+    async def open(self) -> None:
+        if self._own:
+            await self._file.open()
+
+    async def close(self) -> None:
+        if self._own:
+            await self._file.close()
 
     async def record(
         self, executions: list[Execution], updates: list[ExecutionUpdate]
     ) -> list[ExecutionUpdate]:
         """Store new execution snapshots and queue updates; returns them with Sequences."""
+        node = self.node
         rows = [
             (
                 e.ID,
@@ -52,6 +90,7 @@ class Ledger:
                 int(e.ComputeState.StateType),
                 e.ModifyTime,
                 e.model_dump_json(by_alias=True),
+                node,
             )
             for e in executions
         ]
@@ -59,12 +98,13 @@ class Ledger:
 
         def write(db: sqlite3.Connection) -> list[ExecutionUpdate]:
             db.executemany(
-                "INSERT OR REPLACE INTO executions(id,job_id,state,updated,data) VALUES(?,?,?,?,?)",
+                "INSERT OR REPLACE INTO executions(id,job_id,state,updated,data,node)"
+                " VALUES(?,?,?,?,?,?)",
                 rows,
             )
             out = []
             for update, data in pending:
-                cursor = db.execute("INSERT INTO outbox(data) VALUES(?)", (data,))
+                cursor = db.execute("INSERT INTO outbox(data,node) VALUES(?,?)", (data, node))
                 db.execute(
                     "INSERT INTO events(execution_id,state,time,message) VALUES(?,?,?,?)",
                     (update.ExecutionID, int(update.State), update.Time, update.Message),
@@ -76,13 +116,15 @@ class Ledger:
 
     async def acknowledge(self, sequences: list[int]) -> None:
         if sequences:
-            rows = [(s,) for s in sequences]
-            await self._sql.write(lambda db: db.executemany("DELETE FROM outbox WHERE seq=?", rows))
+            rows = [(s, self.node) for s in sequences]
+            await self._sql.write(
+                lambda db: db.executemany("DELETE FROM outbox WHERE seq=? AND node=?", rows)
+            )
 
     async def outbox(self, limit: int = 500) -> list[ExecutionUpdate]:
         rows = await self._sql.call(
             lambda: self._sql.db.execute(
-                "SELECT seq, data FROM outbox ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, data FROM outbox WHERE node=? ORDER BY seq LIMIT ?", (self.node, limit)
             ).fetchall()
         )
         return [
@@ -96,7 +138,8 @@ class Ledger:
         marks = ",".join("?" * len(terminal))
         rows = await self._sql.call(
             lambda: self._sql.db.execute(
-                f"SELECT data FROM executions WHERE state NOT IN ({marks})", terminal
+                f"SELECT data FROM executions WHERE node=? AND state NOT IN ({marks})",
+                [self.node, *terminal],
             ).fetchall()
         )
         return [Execution.model_validate_json(r[0]) for r in rows]
@@ -104,7 +147,7 @@ class Ledger:
     async def get(self, execution_id: str) -> Execution | None:
         row = await self._sql.call(
             lambda: self._sql.db.execute(
-                "SELECT data FROM executions WHERE id=?", (execution_id,)
+                "SELECT data FROM executions WHERE id=? AND node=?", (execution_id, self.node)
             ).fetchone()
         )
         return Execution.model_validate_json(row[0]) if row else None
@@ -116,7 +159,8 @@ class Ledger:
         marks = ",".join("?" * len(execution_ids))
         rows = await self._sql.call(
             lambda: self._sql.db.execute(
-                f"SELECT id FROM executions WHERE id IN ({marks})", execution_ids
+                f"SELECT id FROM executions WHERE node=? AND id IN ({marks})",
+                [self.node, *execution_ids],
             ).fetchall()
         )
         return {r[0] for r in rows}

@@ -1,0 +1,74 @@
+"""The compute ledger: a file of a node's own, or one file shared by the simulated nodes of a
+process, each seeing only its own executions and outbox; ledgers written before the `node`
+column keep their rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edge.compute.ledger import Ledger, LedgerDB
+from edge.models import ComputeState, ComputeStateType, Execution
+from edge.transport.messages import ExecutionUpdate
+
+
+def execution(execution_id: str, state: ComputeStateType) -> Execution:
+    return Execution(ID=execution_id, JobID="j-1", ComputeState=ComputeState(StateType=state))
+
+
+def update(execution_id: str, state: ComputeStateType) -> ExecutionUpdate:
+    return ExecutionUpdate(
+        ExecutionID=execution_id, JobID="j-1", NodeID="n-1", State=state, Message="m"
+    )
+
+
+async def test_nodes_sharing_a_ledger_file_see_only_their_own_rows(tmp_path: Path) -> None:
+    shared = LedgerDB(tmp_path / "ledger.db")
+    await shared.open()
+    one, two = Ledger(shared, "sim-00001"), Ledger(shared, "sim-00002")
+    running = ComputeStateType.RUNNING
+    await one.record([execution("e-1", running)], [update("e-1", running)])
+    await two.record([execution("e-2", running)], [update("e-2", running)])
+    done = ComputeStateType.COMPLETED
+    stored = await two.record([execution("e-3", done)], [update("e-3", done)])
+    assert [e.ID for e in await one.unfinished()] == ["e-1"]
+    assert [e.ID for e in await two.unfinished()] == ["e-2"]
+    assert await one.known(["e-1", "e-2", "e-3"]) == {"e-1"}
+    assert await two.get("e-1") is None and await one.get("e-1") is not None
+    assert [u.ExecutionID for u in await two.outbox()] == ["e-2", "e-3"]  # in order
+    await one.acknowledge([u.Sequence for u in stored])  # not its own: nothing goes
+    assert len(await two.outbox()) == 2
+    await two.acknowledge([u.Sequence for u in stored])
+    assert [u.ExecutionID for u in await two.outbox()] == ["e-2"]
+    await one.close()  # a view: the shared file stays open for the others
+    assert [u.ExecutionID for u in await one.outbox()] == ["e-1"]
+    await shared.close()
+
+
+async def test_a_ledger_from_before_the_node_column_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE executions (id TEXT PRIMARY KEY, job_id TEXT NOT NULL,
+            state INTEGER NOT NULL, updated INTEGER NOT NULL, data TEXT NOT NULL);
+        CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL,
+            state INTEGER NOT NULL, time INTEGER NOT NULL, message TEXT NOT NULL);
+        CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+        """
+    )
+    running = execution("e-old", ComputeStateType.RUNNING)
+    db.execute(
+        "INSERT INTO executions VALUES (?,?,?,?,?)",
+        ("e-old", "j-1", 6, 0, running.model_dump_json(by_alias=True)),
+    )
+    pending = update("e-old", ComputeStateType.RUNNING).model_dump_json(exclude={"Sequence"})
+    db.execute("INSERT INTO outbox(data) VALUES (?)", (pending,))
+    db.commit()
+    db.close()
+    ledger = Ledger(path)
+    await ledger.open()
+    assert [e.ID for e in await ledger.unfinished()] == ["e-old"]
+    assert [u.ExecutionID for u in await ledger.outbox()] == ["e-old"]
+    assert await ledger.known(["e-old"]) == {"e-old"}
+    await ledger.close()
