@@ -173,3 +173,23 @@ def pinned_context(cert: str | Path, what: str) -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return ctx
+
+
+def ensure(directory: Path, names: list[str] | None = None, group: str = "bacedge") -> bool:
+    """Certificates for this device, made once (the .deb's postinst, an appliance's first
+    boot): True when written now. The key is given to `group` (0640) when that group
+    exists, so the services' user can read it; TLS stays off until the config names them."""
+    import grp
+
+    if (directory / "ca.pem").exists():
+        return False
+    out = generate(directory, default_names() + list(names or []))
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return True
+    os.chown(directory, -1, gid)
+    os.chmod(directory, 0o750)
+    os.chown(out.key, -1, gid)
+    os.chmod(out.key, 0o640)
+    return True

@@ -30,6 +30,18 @@ if [ ! -d /run/systemd/system ] && [ -x /lib/systemd/systemd ]; then
 fi
 "$BACEDGE" setup podman --user bacedge $offline >/dev/null || \
     echo "bacedge: Podman setup incomplete; run 'bacedge setup podman --user bacedge'" >&2
+# TLS certificates for the API and NATS (`bacedge setup tls`), made once on the device
+# itself: never in an image build, whose copies would share one key (an appliance makes
+# them at first boot). TLS stays off until config.toml names them (docs/config.md#tls).
+if [ -z "$offline" ] && [ ! -e /etc/bacedge/tls/ca.pem ]; then
+    if "$BACEDGE" setup tls --dir /etc/bacedge/tls >/dev/null; then
+        chgrp bacedge /etc/bacedge/tls /etc/bacedge/tls/server-key.pem
+        chmod 0750 /etc/bacedge/tls
+        chmod 0640 /etc/bacedge/tls/server-key.pem
+    else
+        echo "bacedge: TLS certificates not made; run 'bacedge setup tls --dir /etc/bacedge/tls'" >&2
+    fi
+fi
 uid=$(id -u bacedge)
 install -d -m 0755 /etc/systemd/system/bacedge-compute.service.d
 cat > /etc/systemd/system/bacedge-compute.service.d/podman.conf <<CONF

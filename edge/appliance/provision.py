@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.tls import ensure as ensure_tls
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -311,6 +313,8 @@ def run(etc: Path = ETC, run_dir: Path = RUN, host: bool = True) -> dict[str, An
         # A bad file on a later boot leaves everything as the last good one made it.
         _credential("nats-token", prov.nats_token, etc)
         _credential("api-token", prov.api_token, etc)
+        # once per device, for its names; TLS is on when the config names the files
+        ensure_tls(etc / "tls", [prov.name] if prov.name else [])
         _write(config_path, render_config(compose(defaults, role, prov)))
         _write(etc / "appliance-role", role + "\n")
         if host:

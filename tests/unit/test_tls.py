@@ -91,3 +91,40 @@ def test_loading_bad_files_names_them(tmp_path: Path) -> None:
     with pytest.raises(TlsError, match=r"missing\.pem"):
         client_context(tmp_path / "missing.pem", "[nats] cacert")
     assert isinstance(client_context(generate(tmp_path, ["x"]).ca, "ca"), ssl.SSLContext)
+
+
+def test_ensure_makes_them_once_for_the_device(tmp_path: Path) -> None:
+    from edge.tls import ensure
+
+    directory = tmp_path / "tls"
+    assert ensure(directory, ["edge-07"], group="no-such-group-here")
+    cert = _load(directory / "server.pem")
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "edge-07" in san.get_values_for_type(x509.DNSName)
+    assert stat.S_IMODE((directory / "server-key.pem").stat().st_mode) == 0o600
+    before = (directory / "ca.pem").read_bytes()
+    assert not ensure(directory)  # a later boot or upgrade keeps them
+    assert (directory / "ca.pem").read_bytes() == before
+
+
+def test_appliance_first_boot_makes_certificates_per_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.appliance import provision
+
+    source = tmp_path / "provision.toml"
+    source.write_text('[node]\nname = "cam-2"\n')
+    monkeypatch.setenv("BACEDGE_PROVISION_FILE", str(source))
+    cas = []
+    for device in ("a", "b"):
+        etc = tmp_path / device / "etc"
+        etc.mkdir(parents=True)
+        (etc / "appliance.toml").write_text('profile = "standalone"\nrole = "standalone"\n')
+        assert provision.run(etc, tmp_path / device / "run", host=False)["ok"]
+        cert = _load(etc / "tls" / "server.pem")
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "cam-2" in san.get_values_for_type(x509.DNSName)
+        cas.append((etc / "tls" / "ca.pem").read_bytes())
+        provision.run(etc, tmp_path / device / "run", host=False)  # a reboot keeps them
+        assert (etc / "tls" / "ca.pem").read_bytes() == cas[-1]
+    assert cas[0] != cas[1], "each device has its own CA"
