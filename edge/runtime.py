@@ -258,6 +258,7 @@ class ComputeFleet:
             self.token,
             on_reconnect=self._reconnected,
             on_disconnect=self._disconnected,
+            tls=tls_context(self.config),
         )
         if self.simulated:
             self._ledger = LedgerDB(self.root / "ledger.db")

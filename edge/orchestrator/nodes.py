@@ -18,6 +18,7 @@ from edge.models import (
 
 from .errors import BadRequest, NotFound
 from .history import parse_rfc3339, rfc3339
+from .index import NodeIndex
 
 
 @dataclass
@@ -70,6 +71,9 @@ def gpu_key(gpu: GPUInfo) -> str:
 
 
 class NodeManager:
+    """The nodes, and their index for placement: every change to a node's connection,
+    membership, scheduling, info or work goes through here, which keeps the index current."""
+
     def __init__(
         self, heartbeat_timeout: float, auto_approve: bool, disconnect_grace: float = 0.0
     ) -> None:
@@ -77,13 +81,15 @@ class NodeManager:
         self.auto_approve = auto_approve
         self.disconnect_grace = disconnect_grace
         self.nodes: dict[str, LiveNode] = {}
+        self.index = NodeIndex(self.nodes)
 
     def load(self, states: list[NodeState]) -> None:
         """Known nodes from the store start disconnected, with one timeout's grace to return."""
         now = time.monotonic()
         for state in states:
             state.ConnectionState.Status = NodeConnection.DISCONNECTED
-            self.nodes[state.node_id] = LiveNode(state=state, last_seen=now)
+            node = self.nodes[state.node_id] = LiveNode(state=state, last_seen=now)
+            self.index.update(node)
 
     def handshake(self, info: NodeInfo) -> LiveNode:
         now = rfc3339()
@@ -100,6 +106,7 @@ class NodeManager:
         conn.LastHeartbeat = now
         conn.LastError = ""
         node.last_seen = time.monotonic()
+        self.index.update(node)
         return node
 
     def heartbeat(self, node_id: str, available: Resources, running: int, queued: int) -> bool:
@@ -137,6 +144,7 @@ class NodeManager:
                 conn.DisconnectedSince = rfc3339()
                 conn.LastError = f"no heartbeat for {self.heartbeat_timeout:.0f}s"
                 disconnected.append(node)
+                self.index.update(node)
             if node.active and node.last_seen < give_up:
                 timeout, grace = self.heartbeat_timeout, self.disconnect_grace
                 conn.LastError = (
@@ -165,6 +173,7 @@ class NodeManager:
         if node.state.Membership == target:
             raise BadRequest(f"node {node.node_id} is already {target.value.lower()}")
         node.state.Membership = target
+        self.index.update(node)
         return node
 
     def set_scheduling(
@@ -190,9 +199,35 @@ class NodeManager:
             Since=rfc3339(now),
             DrainDeadline=rfc3339(now + int(deadline * 1e9)) if deadline is not None else "",
         )
+        self.index.update(node)
         return node
+
+    def drained(self, node: LiveNode) -> None:
+        """A draining node with nothing left to run."""
+        node.state.Scheduling.Status = NodeScheduling.DRAINED
+        self.index.update(node)
+
+    def allocate(
+        self, node: LiveNode, execution_id: str, need: Resources, gpus: frozenset[str]
+    ) -> None:
+        """An execution placed on the node holds `need` and these GPUs until released."""
+        node.active.add(execution_id)
+        node.allocated = node.allocated.add(need)
+        node.gpus_used = node.gpus_used | gpus
+        self.index.update(node)
+
+    def release(
+        self, node: LiveNode, execution_id: str, need: Resources, gpus: frozenset[str]
+    ) -> None:
+        if execution_id not in node.active:
+            return
+        node.active.discard(execution_id)
+        node.allocated = node.allocated.sub(need)
+        node.gpus_used = node.gpus_used - gpus
+        self.index.update(node)
 
     def delete(self, node_id: str) -> LiveNode:
         node = self.get(node_id)
         del self.nodes[node.node_id]
+        self.index.discard(node.node_id)
         return node

@@ -1,20 +1,26 @@
 """Node selection: filters say why a node cannot run a job; rankers order the rest.
 
 Each rule is a small function of (job, node) so adding a rule means adding one
-function to a list, as in Bacalhau's node selector.
+function to a list, as in Bacalhau's node selector. The lists say which rules are static
+(they read the job and the node's info, which only a handshake changes) and which are
+dynamic (they read `node.free()` and `len(node.active)`, nothing else): `index.py` keeps
+the static verdicts per job signature and groups nodes by what the dynamic rules read, so
+a placement among 10,000 nodes looks at a few groups instead of every node.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from edge.models import Constraint, Job, Resources
 from edge.models.node import find_image
 
-from .nodes import LiveNode
+if TYPE_CHECKING:  # nodes.py imports the index, which imports these rules
+    from .nodes import LiveNode
 
 
 class Unfit(Enum):
@@ -46,8 +52,8 @@ class Reason:
         return self.text
 
 
-Filter = Callable[[Job, Resources, LiveNode], Reason | None]
-Ranker = Callable[[Job, Resources, LiveNode], float]
+Filter = Callable[[Job, Resources, "LiveNode"], "Reason | None"]
+Ranker = Callable[[Job, Resources, "LiveNode"], float]
 
 FAVOUR_PREFIX = "favour_"
 """Bacalhau's label preference: a constraint whose key starts with it ranks matching nodes
@@ -201,14 +207,26 @@ def _least_loaded(_job: Job, need: Resources, node: LiveNode) -> float:
 
 
 STATIC_FILTERS: list[Filter] = [_engine, _constraints, _size]  # what waiting cannot change
-FILTERS: list[Filter] = [*STATIC_FILTERS, _capacity]
-RANKERS: list[Ranker] = [  # compared in order, as a tuple; a random draw breaks ties
-    _holds_data,
-    _favoured,
-    _has_image,
-    _free_capacity,
-    _least_loaded,
-]
+DYNAMIC_FILTERS: list[Filter] = [_capacity]  # node.free() only
+FILTERS: list[Filter] = [*STATIC_FILTERS, *DYNAMIC_FILTERS]
+STATIC_RANKERS: list[Ranker] = [_holds_data, _favoured, _has_image]
+DYNAMIC_RANKERS: list[Ranker] = [_free_capacity, _least_loaded]  # node.free(), node.active
+RANKERS: list[Ranker] = [*STATIC_RANKERS, *DYNAMIC_RANKERS]
+"""Compared in order, as a tuple; a random draw breaks ties."""
+
+
+def static_signature(job: Job, need: Resources) -> Hashable:
+    """Everything the static rules read from the job: two jobs with one signature get the
+    same static verdict on every node. A static rule that reads more must add it here."""
+    task = job.task
+    image = task.Engine.param("Image") if task.Engine.Type == "docker" else None
+    return (
+        task.Engine.Type,
+        repr(image),
+        tuple((c.Key, c.Operator, tuple(c.Values)) for c in job.Constraints),
+        (need.CPU, need.Memory, need.Disk, need.GPU),
+        tuple(source.Source.model_dump_json() for source in task.InputSources),
+    )
 
 
 RELATIVE: frozenset[Ranker] = frozenset({_free_capacity})

@@ -42,7 +42,6 @@ from edge.models import (
     JobType,
     NodeInfo,
     NodeMembership,
-    NodeScheduling,
     NodeState,
     Resources,
     RunOutput,
@@ -132,6 +131,7 @@ class Orchestrator:
         self._tasks: list[asyncio.Task[Any]] = []
         self._subs: list[Any] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()  # NATS messages being handled
         self.started = time.time()
         self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
         self.metrics = OrchestratorMetrics(self)
@@ -155,19 +155,20 @@ class Orchestrator:
                 unanswered += 1
             if not execution.terminal and execution.NodeID in self.nodes.nodes:
                 node = self.nodes.nodes[execution.NodeID]
-                node.active.add(execution.ID)
-                node.allocated = node.allocated.add(self._need(execution.JobID))
-                node.gpus_used = node.gpus_used | _gpu_keys(execution)
+                need = self._need(execution.JobID)
+                self.nodes.allocate(node, execution.ID, need, _gpu_keys(execution))
         if unanswered:
             log.warning(
                 "offers recorded before the restart had no answer; asking their nodes",
                 extra={"executions": unanswered},
             )
         queue = subjects.ORCH_QUEUE
+        handshakes = self._each_apart(self._on_handshake)
+        updates = self._each_apart(self._on_updates)
         self._subs = [
-            await self.nc.subscribe(subjects.HANDSHAKE, queue=queue, cb=self._on_handshake),
+            await self.nc.subscribe(subjects.HANDSHAKE, queue=queue, cb=handshakes),
             await self.nc.subscribe(subjects.HEARTBEAT, queue=queue, cb=self._on_heartbeat),
-            await self.nc.subscribe(subjects.UPDATES, queue=queue, cb=self._on_updates),
+            await self.nc.subscribe(subjects.UPDATES, queue=queue, cb=updates),
         ]
         for job_id in self.jobs:
             self._enqueue(job_id)
@@ -186,6 +187,26 @@ class Orchestrator:
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+        if self._handlers:  # messages taken: their commits and replies, briefly
+            await asyncio.wait(self._handlers, timeout=5)
+        for task in self._handlers:
+            task.cancel()
+
+    def _each_apart(
+        self, handler: Callable[[Msg], Coroutine[Any, Any, None]]
+    ) -> Callable[[Msg], Coroutine[Any, Any, None]]:
+        """A NATS callback that handles each message in a task of its own, so handlers
+        whose reply waits for a store commit share commits (group commit) instead of one
+        fsync per message in turn. A handler changes memory and queues its write before
+        its first await, so messages still apply, and are stored, in the order they came;
+        a node sends its next batch only once this one is acknowledged."""
+
+        async def callback(msg: Msg) -> None:
+            task = asyncio.create_task(handler(msg))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+        return callback
 
     # -- bookkeeping --------------------------------------------------------
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -209,9 +230,8 @@ class Orchestrator:
     def _release(self, execution: Execution) -> None:
         node = self.nodes.nodes.get(execution.NodeID)
         if node is not None and execution.ID in node.active:
-            node.active.discard(execution.ID)
-            node.allocated = node.allocated.sub(self._need(execution.JobID))
-            node.gpus_used = node.gpus_used - _gpu_keys(execution)
+            need = self._need(execution.JobID)
+            self.nodes.release(node, execution.ID, need, _gpu_keys(execution))
 
     def _set_job_state(
         self, job: Job, state: JobStateType, message: str, batch: Batch, topic: str = "JobState"
@@ -397,6 +417,9 @@ class Orchestrator:
     def _warnings(self, job: Job) -> list[str]:
         """What the submitter should know now: no connected node can ever run the job (the
         scheduler's own filters), and what will happen to it."""
+        need = job.task.Resources.parse()
+        if self.nodes.index.candidates(job, need):
+            return []  # some eligible node matches: the common case, without a walk
         connected = [n for n in self.nodes.nodes.values() if n.schedulable]
         if not connected:
             return ["no compute node is connected: the job waits in the queue until one joins"]
@@ -406,7 +429,7 @@ class Orchestrator:
                 "every connected node is cordoned or draining: "
                 "the job waits in the queue until one is uncordoned (`bacedge node uncordon`)"
             ]
-        matching, reasons = matching_nodes(job, job.task.Resources.parse(), nodes)
+        matching, reasons = matching_nodes(job, need, nodes)
         if matching:
             return []
         why = explain(reasons, len(nodes))
@@ -584,7 +607,7 @@ class Orchestrator:
         executions per call (a job with more to place is queued again, so one huge job never
         holds the event loop)."""
         executions = [self.executions[e] for e in self.job_executions.get(job.ID, [])]
-        step = planners.plan(job, executions, self.nodes.nodes.values(), self._context())
+        step = planners.plan(job, executions, self.nodes.index, self._context())
         self._apply(job, step, batch, offers)
 
     def _apply(
@@ -676,9 +699,7 @@ class Orchestrator:
         )
         self._track(execution)
         self._in_flight[execution.ID] = math.inf  # stored, then offered
-        node.active.add(execution.ID)
-        node.allocated = node.allocated.add(need)
-        node.gpus_used = node.gpus_used | {gpu_key(g) for g in gpus}
+        self.nodes.allocate(node, execution.ID, need, frozenset(gpu_key(g) for g in gpus))
         self.queued_since.pop(job.ID, None)
         batch.executions[execution.ID] = execution
         batch.events.append(
@@ -983,7 +1004,7 @@ class Orchestrator:
             if not node.draining:
                 continue
             if not node.active:
-                node.state.Scheduling.Status = NodeScheduling.DRAINED
+                self.nodes.drained(node)
                 await self.store.put_node(node.state)
                 log.info("node drained", extra={"node_id": node.node_id})
                 continue

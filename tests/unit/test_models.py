@@ -84,6 +84,18 @@ def test_null_sections_take_defaults() -> None:
     assert job.Labels == {} and job.task.Env == {} and job.task.InputSources == []
 
 
+def test_exactly_spelled_input_reads_as_any_spelling_does() -> None:
+    """Messages bacedge sends itself skip the key rewrite; nothing reads differently."""
+    execution = Execution(ID="e-1", JobID="j-1", NodeID="n-1").model_dump_json(by_alias=True)
+    assert (
+        Execution.model_validate_json(execution).model_dump()
+        == Execution.model_validate(
+            {"id": "e-1", "jobID": "j-1", "nodeid": "n-1", "RunOutput": None}
+        ).model_dump()
+    )
+    assert RunOutput.model_validate({"stderr": "x", "Stdout": None}).Stderr == "x"
+
+
 def test_gpu_memory_is_mib_and_unmeasured_use_is_left_out() -> None:
     """Bacalhau's GPU: {Index, Name, Vendor, Memory (MiB), PCIAddress}; bacedge's MemoryUsed
     and Utilization travel only when measured, so an unmeasured GPU never reads as idle."""

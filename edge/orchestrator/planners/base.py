@@ -3,6 +3,7 @@ all job types follow (refused bids, drained nodes, restart delays, queue or fail
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -17,8 +18,11 @@ from edge.models import (
     Resources,
 )
 
+from ..index import NodeIndex, View
 from ..nodes import LiveNode, gpu_key
 from ..scheduler import Placement, Reason, Unfit, explain, select_node, waiting_helps
+
+log = logging.getLogger("bacedge.orchestrator")
 
 REJECTED = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
 
@@ -76,61 +80,100 @@ class PlanContext:
 
 class NodePool:
     """The nodes a plan may place on, with the plan's own placements counted on copies:
-    the orchestrator's nodes are left as they are until it applies the plan."""
+    the orchestrator's nodes are left as they are until it applies the plan.
+
+    `nodes` is the orchestrator's `NodeIndex` (a plan then costs a few groups of alike
+    nodes, not every node: see index.py), or any iterable of nodes (indexed here)."""
 
     def __init__(self, job: Job, nodes: Iterable[LiveNode]) -> None:
         self.job = job
         self.need: Resources = job.task.Resources.parse()
-        self.nodes: dict[str, LiveNode] = {}
-        self.connected = 0  # connected and approved, cordoned or not
-        self.closed: dict[str, Reason] = {}  # connected nodes that take no new work
-        for node in nodes:
-            self.nodes[node.node_id] = node
-            if node.schedulable:
-                self.connected += 1
-                if not node.eligible:
-                    status = node.state.Scheduling.Status.value.lower()
-                    self.closed[node.node_id] = Reason(Unfit.CORDONED, f"are {status}")
-        self.eligible = [n for n in self.nodes.values() if n.eligible]
-        self._planned = 0
+        self.index = nodes if isinstance(nodes, NodeIndex) else NodeIndex.of(nodes)
+        self._planned: dict[str, LiveNode] = {}
+        self._view: View | None = None
+        self._closed: dict[str, Reason] | None = None
+        self._connected = 0
+        self._count = 0  # placements of this plan
 
     def node(self, node_id: str) -> LiveNode | None:
-        return self.nodes.get(node_id)
+        return self._planned.get(node_id) or self.index.get(node_id)
+
+    @property
+    def eligible(self) -> list[LiveNode]:
+        """Every node that takes new work, as this plan sees it (a walk over all nodes)."""
+        return [self._planned.get(n.node_id, n) for n in self.index if n.eligible]
+
+    @property
+    def connected(self) -> int:
+        """Nodes connected and approved, cordoned or not."""
+        self._membership()
+        return self._connected
+
+    @property
+    def closed(self) -> dict[str, Reason]:
+        """Connected nodes that take no new work (cordoned, draining, drained), and why."""
+        return self._membership()
+
+    def _membership(self) -> dict[str, Reason]:
+        if self._closed is None:  # only a plan that explains itself needs it
+            self._closed = {}
+            for node in self.index:
+                if node.schedulable:
+                    self._connected += 1
+                    if not node.eligible:
+                        status = node.state.Scheduling.Status.value.lower()
+                        self._closed[node.node_id] = Reason(Unfit.CORDONED, f"are {status}")
+        return self._closed
 
     def draining(self, execution: Execution) -> bool:
-        node = self.nodes.get(execution.NodeID)
+        node = self.node(execution.NodeID)
         return node is not None and node.draining
 
     def drain_due(self, execution: Execution, now: int) -> bool:
         """On a draining node whose deadline has passed: its work must move now."""
-        node = self.nodes.get(execution.NodeID)
+        node = self.node(execution.NodeID)
         deadline = node.drain_deadline if node is not None else None
         return deadline is not None and now >= deadline
+
+    def _candidates(self) -> View:
+        if self._view is None:
+            self._view = View(self.index.candidates(self.job, self.need))
+            for planned in self._planned.values():
+                self._view.replace(planned)
+        return self._view
 
     def select(
         self, exclude: dict[str, Reason] | None = None, rng: random.Random | None = None
     ) -> Placement:
-        """The best eligible node outside `exclude`, with why each other one was passed."""
+        """The best eligible node outside `exclude`; when none fits, why each node was
+        passed (that walks every node: it is the rare case)."""
         exclude = exclude or {}
+        node = self._candidates().select(exclude, rng)
+        if node is not None:
+            return Placement(node, {})
         pool = [n for n in self.eligible if n.node_id not in exclude]
         placement = select_node(self.job, self.need, pool, rng)
+        if placement.node is not None:  # the index missed a change: a bug, but place it
+            log.error("node index out of date", extra={"node_id": placement.node.node_id})
         placement.reasons = {**self.closed, **exclude, **placement.reasons}
         return placement
 
     def take(self, node_id: str) -> tuple[GPUInfo, ...]:
         """Count one more execution of the job on the node, for the rest of this plan; the
         GPUs it gets (the lowest free indexes, never one another execution holds)."""
-        node = self.nodes[node_id]
-        self._planned += 1
+        node = self.node(node_id)
+        assert node is not None, node_id
+        self._count += 1
         gpus = tuple(node.free_gpus()[: self.need.GPU]) if self.need.GPU else ()
         planned = replace(
             node,
             allocated=node.allocated.add(self.need),
-            active=node.active | {f"+{self._planned}"},
+            active=node.active | {f"+{self._count}"},
             gpus_used=node.gpus_used | {gpu_key(g) for g in gpus},
         )
-        self.nodes[node_id] = planned
-        self.eligible = [planned if n.node_id == node_id else n for n in self.eligible]
+        self._planned[node_id] = planned
+        if self._view is not None:
+            self._view.replace(planned)
         return gpus
 
     def place(self, node_id: str, partition: int, partitions: int) -> NewExecution:
