@@ -289,6 +289,47 @@ def parse_log_frame(message: str | bytes) -> tuple[int, str] | None:
 # --------------------------------------------------------------------------- endpoints
 
 
+class SseParser:
+    """Server-Sent Events lines -> events: each `data:` JSON object, with `Type` `overflow`
+    for an `event: overflow` notice; comment lines (heartbeats) are skipped."""
+
+    def __init__(self) -> None:
+        self.data: list[str] = []
+        self.event = ""
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        if line.startswith(":"):
+            return None
+        if line:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                self.data.append(value)
+            elif name == "event":
+                self.event = value
+            return None
+        data, event, self.data, self.event = self.data, self.event, [], ""
+        if not data:
+            return None
+        try:
+            parsed = json.loads("\n".join(data))
+        except ValueError:
+            return None
+        if not isinstance(parsed, dict):
+            return None
+        if event:
+            parsed.setdefault("Type", event)
+        return parsed
+
+
+def _events_params(types: Sequence[str] | None, job_id: str | None) -> dict[str, str]:
+    return _params(types=",".join(types) if types else None, job_id=job_id)
+
+
+EVENTS_PATH = f"{ORCHESTRATOR}/events"
+EVENTS_READ_TIMEOUT = 60.0  # s of silence (the server sends a comment every 15 s) = gone
+
+
 @dataclass(frozen=True)
 class _Call(Generic[T]):
     """One API request and how to read its answer; both client faces send these."""
@@ -803,6 +844,34 @@ class ApiClient(_Base):
             raise ApiError(502, f"result of {execution_id} was cut short ({done}/{total} bytes)")
         return done
 
+    def follow_events(
+        self, types: Sequence[str] | None = None, job_id: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Lifecycle events as they happen (a bacedge extension: a Bacalhau server answers
+        404, as ApiError). Ends after an event of Type `overflow` (the server dropped this
+        subscriber: re-read the state, then follow again) or when the server closes."""
+        timeout = httpx.Timeout(self.timeout, read=EVENTS_READ_TIMEOUT)
+        params = _events_params(types, job_id)
+        try:
+            with self._http.stream("GET", EVENTS_PATH, params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from_body(
+                        response.status_code,
+                        response.text,
+                        response.reason_phrase,
+                        f"{self.base_url} answered GET {EVENTS_PATH} with",
+                    )
+                parser = SseParser()
+                for line in response.iter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+                        if event.get("Type") == "overflow":
+                            return
+        except httpx.TransportError as exc:
+            raise _unreachable(self.base_url, exc, EVENTS_READ_TIMEOUT) from None
+
     def stream_logs(
         self,
         job_id: str,
@@ -1047,6 +1116,34 @@ class AsyncApiClient(_Base):
 
     async def job_results(self, job_id: str) -> list[SpecConfig]:
         return await self._all(lambda t: _E.job_results(job_id, t))
+
+    async def follow_events(
+        self, types: Sequence[str] | None = None, job_id: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """As ApiClient.follow_events."""
+        timeout = httpx.Timeout(self.timeout, read=EVENTS_READ_TIMEOUT)
+        params = _events_params(types, job_id)
+        try:
+            async with self._http.stream(
+                "GET", EVENTS_PATH, params=params, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from_body(
+                        response.status_code,
+                        response.text,
+                        response.reason_phrase,
+                        f"{self.base_url} answered GET {EVENTS_PATH} with",
+                    )
+                parser = SseParser()
+                async for line in response.aiter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+                        if event.get("Type") == "overflow":
+                            return
+        except httpx.TransportError as exc:
+            raise _unreachable(self.base_url, exc, EVENTS_READ_TIMEOUT) from None
 
     async def stream_logs(
         self,

@@ -115,6 +115,14 @@ class OrchestratorMetrics(Collector):
             "bacedge_nats_reconnects", "Reconnects of this process's NATS link",
             value=_reconnects(orch.nc),
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            "bacedge_event_subscribers", "Clients following GET .../events",
+            value=orch.events.subscribers,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "bacedge_event_overflows", "Event subscribers dropped for falling behind",
+            value=orch.events.overflows,
+        )  # fmt: skip
 
 
 class ComputeMetrics(Collector):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -28,7 +31,8 @@ from edge.models.version import this_build
 
 from .agent_config import bacalhau_config
 from .auth import ANONYMOUS, Authenticator, Refusal
-from .errors import BadRequest, NotFound, OrchestratorError
+from .errors import BadRequest, NotFound, OrchestratorError, Unavailable
+from .events import CLOSED, OVERFLOW, TooManySubscribers, matcher, parse_types
 from .openapi import openapi_document
 from .pagination import decode_token, encode_token, parse_limit
 from .results import ResultRelay
@@ -38,6 +42,11 @@ from .service import Orchestrator
 log = logging.getLogger("bacedge.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+EVENTS_HEARTBEAT = 15.0  # s between comment lines on an idle event stream
+EVENTS_POLL = 1.0  # s between checks that an idle subscriber is still connected
+EVENTS_SNDBUF = 64 * 1024  # bytes of socket send buffer per subscriber
+EVENTS_STALL = 5.0  # s an overflowed subscriber's stalled write may take before it is cut
 
 
 def error_body(status: int, message: str, code: str) -> dict[str, Any]:
@@ -146,7 +155,11 @@ class Api:
         for route in ROUTES:
             added = app.router.add_route(route.method, route.path, getattr(self, route.handler))
             matched[added] = route
+        app.on_shutdown.append(self._end_event_streams)
         return app
+
+    async def _end_event_streams(self, _app: web.Application) -> None:
+        self.orch.events.close_all()
 
     # -- agent ----------------------------------------------------------------
     async def alive(self, _request: web.Request) -> web.Response:
@@ -351,6 +364,81 @@ class Api:
             if not ws.closed:
                 await ws.close()
         return ws
+
+    # -- events ---------------------------------------------------------------
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events of lifecycle changes (docs/api.md); bounded per subscriber."""
+        q = request.query
+        try:
+            types = parse_types(q.get("types", ""))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        try:
+            sub = self.orch.events.subscribe(matcher(types, q.get("job_id", "")))
+        except TooManySubscribers as exc:
+            raise Unavailable(str(exc)) from None
+        ended = False
+
+        def cut() -> None:  # a subscriber too slow to take even the overflow notice
+            if not ended and request.transport is not None:
+                log.warning(
+                    "event subscriber stalled; disconnected", extra={"peer": request.remote}
+                )
+                request.transport.abort()
+
+        def overflowed() -> None:
+            asyncio.get_running_loop().call_later(EVENTS_STALL, cut)
+
+        sub.on_overflow = overflowed
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        response.force_close()
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:  # kernel memory per subscriber bounded too (no autotuning to MiBs)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENTS_SNDBUF)
+        try:
+            await response.prepare(request)
+            await response.write(b": bacedge events (Last-Event-ID is not replayed)\n\n")
+            quiet = 0.0
+            while True:
+                event = await sub.next(EVENTS_POLL)
+                if event is None:
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break  # the subscriber left: free its place now, not at the next write
+                    quiet += EVENTS_POLL
+                    if quiet >= EVENTS_HEARTBEAT:
+                        quiet = 0.0
+                        await response.write(b": keep-alive\n\n")
+                    continue
+                quiet = 0.0
+                if event is CLOSED:
+                    break
+                if event is OVERFLOW:
+                    notice = {
+                        "Type": "overflow",
+                        "Message": f"more than {sub.queue_size} events behind: re-sync by "
+                        "polling the API, then subscribe again",
+                    }
+                    await response.write(
+                        f"event: overflow\ndata: {json.dumps(notice)}\n\n".encode()
+                    )
+                    break
+                else:
+                    frame = f"id: {event['Seq']}\ndata: {json.dumps(event)}\n\n"
+                    await response.write(frame.encode())
+        except (ConnectionError, RuntimeError):
+            pass  # the subscriber went away (RuntimeError: aiohttp's closed transport)
+        finally:
+            ended = True
+            sub.close()
+        return response
 
     # -- nodes ----------------------------------------------------------------
     async def list_nodes(self, request: web.Request) -> web.Response:

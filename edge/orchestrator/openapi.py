@@ -160,6 +160,20 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
         "parameters": [_q("execution_id"), _q("tail", "integer"), _q("follow", "boolean")],
         "responses": {"101": {"description": "switching protocols"}},
     },
+    "events": {
+        "parameters": [_q("types"), _q("job_id")],
+        "responses": {
+            "200": {
+                "description": "an endless text/event-stream: `id: <Seq>` and `data: <JSON "
+                "event>` per event, a comment line every 15 s; docs/api.md",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "503": {
+                "description": "too many subscribers: poll instead",
+                "content": {"application/json": {"schema": _ERROR}},
+            },
+        },
+    },
     "list_nodes": {
         "parameters": [_q("labels"), _q("filter-approval"), _q("filter-status"), *_PAGE],
         "responses": _ok(

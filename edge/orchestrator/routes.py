@@ -86,6 +86,13 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", f"{_J}/logs", "job_logs", "read:job", "WebSocket of log frames {value: {Type, Line}}"
     ),
+    Route(
+        "GET",
+        f"{PREFIX}/events",
+        "events",
+        "read:job",
+        "job, execution and node lifecycle events as Server-Sent Events (bacedge)",
+    ),
     # nodes
     Route("GET", _N, "list_nodes", "read:node", "list nodes"),
     Route("GET", f"{_N}/{{id}}", "get_node", "read:node", "get a node"),

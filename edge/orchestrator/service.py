@@ -49,6 +49,7 @@ from edge.models import (
     new_execution_id,
     now_ns,
 )
+from edge.models.node import NodeConnection
 from edge.transport import subjects
 from edge.transport.messages import (
     CancelRequest,
@@ -69,6 +70,7 @@ from edge.transport.messages import (
 
 from . import planners
 from .errors import BadRequest, NotFound
+from .events import EventBus
 from .history import execution_event, job_event
 from .nodes import LiveNode, NodeManager, gpu_key
 from .planners import Plan, PlanContext
@@ -135,6 +137,7 @@ class Orchestrator:
         self.started = time.time()
         self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
         self.metrics = OrchestratorMetrics(self)
+        self.events = EventBus()  # GET .../events: published where metrics observe
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -233,6 +236,18 @@ class Orchestrator:
             need = self._need(execution.JobID)
             self.nodes.release(node, execution.ID, need, _gpu_keys(execution))
 
+    def _node_event(self, kind: str, node: LiveNode, previous: str = "") -> None:
+        """node.connection, node.membership or node.scheduling, with the node's states."""
+        state = node.state
+        self.events.publish(
+            kind,
+            NodeID=node.node_id,
+            Previous=previous,
+            Connection=state.ConnectionState.Status.value,
+            Membership=state.Membership.value,
+            Scheduling=state.Scheduling.Status.value,
+        )
+
     def _set_job_state(
         self, job: Job, state: JobStateType, message: str, batch: Batch, topic: str = "JobState"
     ) -> None:
@@ -255,6 +270,16 @@ class Orchestrator:
             )
         )
         self.metrics.observe_job(state)
+        self.events.publish(
+            "job.state",
+            JobID=job.ID,
+            Namespace=job.Namespace,
+            JobType=str(job.Type.value),
+            Previous=previous.value,
+            State=state.value,
+            Message=message,
+            Revision=job.Revision,
+        )
         if state.terminal:
             self._retire(job)
 
@@ -290,6 +315,16 @@ class Orchestrator:
         execution.ModifyTime = now_ns()
         execution.Revision += 1
         self.metrics.observe_execution(execution, state)
+        self.events.publish(
+            "execution.state",
+            JobID=execution.JobID,
+            ExecutionID=execution.ID,
+            NodeID=execution.NodeID,
+            Previous=previous.label,
+            State=state.label,
+            Message=message,
+            Revision=execution.Revision,
+        )
         if state.terminal:
             self._release(execution)
             if execution.DesiredState.StateType != DesiredStateType.STOPPED:
@@ -539,15 +574,20 @@ class Orchestrator:
         if action == "delete":
             node = self.nodes.delete(node_id)
             await self.store.delete_node(node.node_id)
+            self._node_event("node.membership", node, "DELETED")
             return node.state
         if action in SCHEDULING_ACTIONS:
+            before = self.nodes.get(node_id).state.Scheduling.Status.value
             node = self.nodes.set_scheduling(node_id, action, message, deadline)
+            self._node_event("node.scheduling", node, before)
             log.info(
                 "node scheduling changed",
                 extra={"node_id": node.node_id, "status": node.state.Scheduling.Status.value},
             )
         else:
+            before = self.nodes.get(node_id).state.Membership.value
             node = self.nodes.set_membership(node_id, action)
+            self._node_event("node.membership", node, before)
         await self.store.put_node(node.state)
         if node.eligible or node.draining:
             for job_id in self.jobs:  # new room, or work that must move
@@ -833,7 +873,11 @@ class Orchestrator:
                 encode(HandshakeReply(Accepted=False, Reason=f"bad node info: {exc}"))
             )
             return
+        known = self.nodes.nodes.get(info.NodeID)
+        before = known.state.ConnectionState.Status.value if known is not None else ""
         node = self.nodes.handshake(info)
+        if before != node.state.ConnectionState.Status.value:
+            self._node_event("node.connection", node, before)
         self._reconcile.discard(info.NodeID)  # this handshake is the reconciliation
         await self.store.put_node(node.state)
         now = time.monotonic()
@@ -944,6 +988,7 @@ class Orchestrator:
         batch = Batch()
         disconnected, lost = self.nodes.expire()
         for node in disconnected:
+            self._node_event("node.connection", node, NodeConnection.CONNECTED.value)
             await self.store.put_node(node.state)
             log.warning(
                 "node disconnected; its executions wait for it",
@@ -1004,7 +1049,9 @@ class Orchestrator:
             if not node.draining:
                 continue
             if not node.active:
+                before = node.state.Scheduling.Status.value
                 self.nodes.drained(node)
+                self._node_event("node.scheduling", node, before)
                 await self.store.put_node(node.state)
                 log.info("node drained", extra={"node_id": node.node_id})
                 continue
