@@ -5,10 +5,16 @@ The poll loop follows Dolphie: a worker fetches (`Fetcher.poll`), and when it en
 from it and arms a timer for the next poll, so polls never overlap. A failed poll keeps
 the data it had, raises the disconnected banner and retries with backoff; the first good
 poll after that restores everything without user action.
+
+Where the server offers `GET .../events` (bacedge; a Bacalhau server answers 404 and the TUI
+just polls), a second worker follows it: each job, execution or node event is a hint to
+poll soon (bursts coalesce into one poll), and the regular poll slows to a safety net.
+The data still comes from the poll; the stream never changes what is shown by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -21,7 +27,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from edge.cli.output import display_id
-from edge.client import ApiUnreachable, ClientError
+from edge.client import ApiError, ApiUnreachable, ClientError
 from edge.models import Job, NodeState
 
 from .actions import ActionSpec, node_action
@@ -56,6 +62,9 @@ from .screens.help import binding_rows
 from .state import CommandEntry, Link
 
 __all__ = ["BacedgeApp"]
+
+EVENT_POLL_DELAY = 0.25  # s from an event to the poll it asks for (a burst shares one poll)
+SAFETY_POLL = 10.0  # s between polls while the event stream is followed
 
 # (key, mode, title): the number keys, in the order of the issue's screen list.
 SCREENS: list[tuple[str, str, str, type[BaseScreen]]] = [
@@ -129,6 +138,9 @@ class BacedgeApp(App[None]):
         self._poll_worker: Worker[PollResult] | None = None
         self._poll_timer: Timer | None = None
         self._poll_again = False
+        self._poll_due: float | None = None  # monotonic time the armed poll timer fires
+        self._hinted = False  # an event arrived during a poll: poll again soon after it
+        self.live_events = False  # the server's event stream is being followed
         self._backoff = Backoff(1.0, 15.0)
         for _, mode, _, screen_class in SCREENS:
             self.add_mode(mode, self._screen_factory(mode, screen_class))
@@ -149,6 +161,10 @@ class BacedgeApp(App[None]):
         self.theme = "textual-dark"
         self.switch_mode(self.start_mode)
         self.poll_now()
+        if callable(getattr(self.api, "follow_events", None)):
+            self.run_worker(
+                self._follow_events(), name="events", group="events", exit_on_error=False
+            )
 
     async def on_unmount(self) -> None:
         if self._owns_api:
@@ -227,7 +243,50 @@ class BacedgeApp(App[None]):
     def _schedule(self, delay: float) -> None:
         if self._poll_timer is not None:
             self._poll_timer.stop()
+        self._poll_due = time.monotonic() + delay
         self._poll_timer = self.set_timer(delay, self.poll_now, name="poll-timer")
+
+    # -- the event stream: hints to poll now --------------------------------------
+    async def _follow_events(self) -> None:
+        """Follow the server's event stream while it offers one; reconnect with backoff.
+        404/405 (a Bacalhau server), 401/403: no stream, the TUI polls as before."""
+        follow = self.api.follow_events  # type: ignore[attr-defined]
+        delay = 1.0
+        while True:
+            try:
+                async for event in follow(types=["job", "execution", "node"]):
+                    self.live_events = True
+                    delay = 1.0
+                    if event.get("Type") != "overflow":
+                        self._event_hint()
+            except ApiError as exc:
+                if exc.status in (401, 403, 404, 405, 501):
+                    self.live_events = False
+                    return
+            except Exception as exc:  # unreachable, cut off: the poll shows the link
+                self.log.info(f"event stream ended: {exc!r}")
+            self.live_events = False
+            self._event_hint()  # re-sync: what happened while the stream was down
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _event_hint(self) -> None:
+        if self.paused or not self.link.ok:
+            return
+        if self._poll_worker is not None and not self._poll_worker.is_finished:
+            self._hinted = True
+            return
+        due = self._poll_due
+        if due is not None and self._poll_timer is not None and due - time.monotonic() <= 0.3:
+            return  # a poll comes soon anyway
+        self._schedule(EVENT_POLL_DELAY)
+
+    @property
+    def poll_interval(self) -> float:
+        """Between polls: slower (a safety net) while events say when to poll."""
+        if self.live_events:
+            return max(self.refresh_interval, SAFETY_POLL)
+        return self.refresh_interval
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -256,8 +315,11 @@ class BacedgeApp(App[None]):
             return
         elif self.fetcher.syncing:
             self._schedule(0.01)  # the rest of a full job list, page by page
+        elif self._hinted:
+            self._hinted = False
+            self._schedule(EVENT_POLL_DELAY)
         else:
-            self._schedule(self.refresh_interval)
+            self._schedule(self.poll_interval)
 
     def _applied(self, result: PollResult) -> None:
         started = time.perf_counter()
