@@ -65,14 +65,15 @@ class BenchCluster:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, *args: str, command: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """`bacedge ARGS` (or `command ARGS`) in its own session, logging to the root."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
         env["BACEDGE_LOG_LEVEL"] = "warning"
         env["BACEDGE_PUBLISHERS_LOCAL_PORT"] = "0"
         env.update(self.env)
         log = (self.root / f"proc{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [*BACEDGE, *args],
+            [*(command or BACEDGE), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge.models import Evaluation, Execution, Job, JobHistory, NodeState
+from edge.models import Evaluation, Execution, Job, JobHistory, JobStateType, NodeState
 from edge.sqlite import SqliteThread
 
 from .errors import BadRequest, NotFound
@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
+ACTIVE_JOB_STATES = tuple(s.value for s in JobStateType if not s.terminal)
+"""Listed, not "NOT IN" the terminal ones, so the state index finds them: a restart reads
+the jobs still at work, not every job ever stored."""
 _ORDER_COLUMNS = {
     "created_at": "create_time",
     "create_time": "create_time",
@@ -309,10 +312,11 @@ class Store:
 
     def _active(self) -> tuple[list[Job], list[Execution]]:
         db = self.db
+        marks = ",".join("?" * len(ACTIVE_JOB_STATES))
         jobs = [
             Job.model_validate_json(r[0])
             for r in db.execute(
-                "SELECT data FROM jobs WHERE state NOT IN (?,?,?)", TERMINAL_JOB_STATES
+                f"SELECT data FROM jobs WHERE state IN ({marks})", ACTIVE_JOB_STATES
             )
         ]
         executions: list[Execution] = []
