@@ -204,8 +204,14 @@ class Orchestrator:
         its first await, so messages still apply, and are stored, in the order they came;
         a node sends its next batch only once this one is acknowledged."""
 
+        async def handle(msg: Msg) -> None:
+            try:
+                await handler(msg)
+            except Exception:  # as nats-py did for a callback: logged, the next one runs
+                log.exception("NATS message not handled", extra={"subject": msg.subject})
+
         async def callback(msg: Msg) -> None:
-            task = asyncio.create_task(handler(msg))
+            task = asyncio.create_task(handle(msg))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
 
