@@ -267,7 +267,7 @@ cat > "$ROOT/etc/fstab" <<FSTAB
 # Root grows to the disk on first boot: systemd-repart (/usr/lib/repart.d) enlarges the
 # partition, x-systemd.growfs the ext4 filesystem.
 PARTUUID=$ROOT_UUID / ext4 rw,errors=remount-ro,x-systemd.growfs 0 1
-PARTLABEL=esp /boot/efi vfat umask=0077,nofail,x-systemd.device-timeout=60s 0 2
+PARTLABEL=esp /boot/efi vfat umask=0077,nofail,x-systemd.device-timeout=5min 0 2
 FSTAB
 mkdir -p "$ROOT/boot/efi"
 ESP="$WORK/esp"

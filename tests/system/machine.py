@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -250,10 +251,26 @@ class QemuDisk:
     def disk(self) -> Path:
         return self.work / f"{self.name}.raw"
 
-    def power_on(self) -> None:
+    def power_on(self, provision: str | None = None) -> None:
+        """Copy the image, give it room to grow, write `provision` (TOML) to its ESP as
+        `bacedge/provision.toml` as an operator would after flashing, and power on."""
         disk = self.disk
         subprocess.run(["cp", "--sparse=always", str(self.raw), str(disk)], check=True)
         subprocess.run(["truncate", "-s", self.grow, str(disk)], check=True)
+        if provision is not None:
+            table = subprocess.run(
+                ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
+            )
+            parts = json.loads(table.stdout)["partitiontable"]["partitions"]
+            esp = next(p for p in parts if p.get("name") == "esp")
+            source = self.work / f"{self.name}.provision.toml"
+            source.write_text(provision)
+            image = f"{disk}@@{esp['start'] * 512}"  # mtools: the FAT file system at that offset
+            subprocess.run(
+                ["mcopy", "-o", "-i", image, str(source), "::bacedge/provision.toml"],
+                check=True,
+                capture_output=True,
+            )
         variables = self.work / f"{self.name}.vars.fd"
         shutil.copy("/usr/share/OVMF/OVMF_VARS.fd", variables)
         code = "/usr/share/OVMF/OVMF_CODE.fd"

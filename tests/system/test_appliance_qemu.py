@@ -1,6 +1,7 @@
 """The raw disk image powered on as a machine would be: UEFI (OVMF), no network, no
-keyboard, no provisioning file. Under qemu TCG (no KVM on test machines) this takes
-minutes; the nspawn tests in test_appliance.py cover the same system in detail."""
+keyboard, a provisioning file written to its ESP as an operator would. Under qemu TCG (no
+KVM on test machines) this takes minutes; the nspawn tests in test_appliance.py cover the
+same system in detail."""
 
 from __future__ import annotations
 
@@ -22,11 +23,16 @@ def test_raw_image_boots_to_the_ready_line_and_grows_its_root(
 ) -> None:
     flashed = appliance.path(".raw").stat().st_size
     disk = QemuDisk(appliance.path(".raw"), tmp_path_factory.mktemp("qemu"), "appliance")
-    disk.power_on()
+    disk.power_on(provision='[node]\nname = "qemu-appliance"\n')
     try:
         found = disk.wait_for(HEALTH, TCG_BOOT_BUDGET_S)
     finally:
         disk.power_off()
+    # The ESP was mounted and its file read (a slow firmware or disk must not mean defaults).
+    console = disk.serial.read_text(errors="replace")
+    assert "bacedge-appliance: provisioned from /boot/efi/bacedge/provision.toml" in console, (
+        console[-3000:]
+    )
     assert found.group(0) == (
         f"bacedge-appliance: ready node={found.group(2)} wasm=ok docker=ok store=ok"
     ), found.group(0)
