@@ -145,10 +145,13 @@ class DelayProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
+        # Closing the proxy cancels this task; asyncio's stream callback then logs a cancelled
+        # client as an error, so a cancellation ends it quietly instead.
+        with contextlib.suppress(asyncio.CancelledError):
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            await asyncio.gather(
+                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -242,12 +245,17 @@ def test_a_slow_lossy_link_loses_no_job_and_runs_none_twice(cluster: Cluster, li
         url = f"nats://{link.host_ip}:{proxy.port}"
         cluster.compute("edge", "--engines", "noop", "--orchestrators", url, prefix=link.prefix)
         cluster.wait_nodes(1, timeout=60)
-        jobs = [cluster.submit(noop_job(0.5)) for _ in range(12)]
-        for job_id in jobs:
-            body = cluster.wait_state(job_id, "Completed", "Failed", timeout=180)
-            assert body["Job"]["State"]["StateType"] == "Completed", body["Job"]["State"]
-            assert len(cluster.executions(job_id)) == 1, f"{job_id} ran twice"
+        # A small job is a few dozen packets, so at 5% a dozen jobs can pass with no loss at
+        # all (it did, on CI): submit rounds of jobs until the link has dropped some packets.
+        rounds = 0
+        while rounds < 12 and (rounds < 2 or link.dropped() < 3):
+            rounds += 1
+            jobs = [cluster.submit(noop_job(0.5)) for _ in range(6)]
+            for job_id in jobs:
+                body = cluster.wait_state(job_id, "Completed", "Failed", timeout=180)
+                assert body["Job"]["State"]["StateType"] == "Completed", body["Job"]["State"]
+                assert len(cluster.executions(job_id)) == 1, f"{job_id} ran twice"
         wait_until(lambda: outbox(cluster.root / "edge") == 0, 60, "the node's outbox to drain")
         # The link really was slow and lossy: the node spoke through the proxy, packets died.
         assert proxy.connections >= 1
-        assert link.dropped() > 0
+        assert link.dropped() >= 3, f"{rounds} rounds of jobs and hardly a packet dropped"
