@@ -1,7 +1,19 @@
-"""Core benchmark: wasm job latency through the API vs wasmer-sdk direct; noop throughput.
+"""Core benchmark (issue 13, scale and speed), every figure next to its target:
+
+  latency   noop job submit -> Completed via the API, one at a time, single-node cluster
+            (orchestrator + compute in one process, engines noop)   target p50 <= 5 ms
+  wasm      hello-world wasm job the same way, and wasmer-sdk direct in the same run
+                                          target p50 <= 10 ms and <= 3x the direct p50
+  throughput noop jobs submitted 64 at a time, completed per second  target >= 300 jobs/s
+  rss       a compute-only `serve --compute` process (wasm, plus docker when Podman
+            answers) joined to an orchestrator, idle ~5 s after it connected: its own RSS
+                                                                     target <= 60 MB
+  cli       wall time of a fresh `bacedge --version` and `bacedge job list --api URL`
+            against a running cluster, p50 of 10 runs      target <= 150 ms / <= 250 ms
 
 Run: .venv/bin/python bench/bench_jobs.py [--wasm-jobs 200] [--noop-jobs 3000]
-Prints p50/p99 latencies, the ratio to the direct run, throughput and RSS.
+     [--only latency,wasm,throughput,rss,cli]
+It only prints: no figure makes it fail.
 """
 
 from __future__ import annotations
@@ -9,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,11 +31,15 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cluster, describe, percentile, rss_mb
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from common import cluster, describe, percentile, rss_mb, split_cluster  # noqa: E402
+
 JOBS = "/api/v1/orchestrator/jobs"
+BACEDGE_BIN = ROOT / ".venv" / "bin" / "bacedge"
+SECTIONS = ("latency", "wasm", "throughput", "rss", "cli")
+NOOP_JOB = {"Job": {"Type": "batch", "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}}
 
 
 def build_hello() -> bytes:
@@ -64,8 +81,8 @@ def wait_done(client: httpx.Client, job_id: str) -> str:
         time.sleep(0.001)
 
 
-def bench_wasm_api(api: str, module: bytes, count: int) -> list[float]:
-    body = wasm_job(module)
+def bench_api(api: str, body: dict[str, object], count: int) -> list[float]:
+    """Submit -> Completed of `body`, one job at a time, after 10 warm-up jobs."""
     out = []
     with httpx.Client(base_url=api, timeout=30) as client:
         for _ in range(10):  # warm-up: module cache, connections
@@ -76,7 +93,7 @@ def bench_wasm_api(api: str, module: bytes, count: int) -> list[float]:
             state = wait_done(client, job_id)
             out.append(time.perf_counter() - start)
             if state != "Completed":
-                raise SystemExit(f"wasm job {job_id} ended {state}")
+                raise SystemExit(f"job {job_id} ended {state}")
     return out
 
 
@@ -101,7 +118,7 @@ async def bench_wasm_direct(module: bytes, count: int) -> list[float]:
 
 
 def bench_noop(api: str, count: int, concurrency: int = 64) -> tuple[float, float]:
-    body = {"Job": {"Type": "batch", "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}}
+    body = NOOP_JOB
 
     async def submit_all() -> float:
         # aiohttp as the load generator: httpx's async client tops out near 100 req/s
@@ -137,26 +154,79 @@ def bench_noop(api: str, count: int, concurrency: int = 64) -> tuple[float, floa
     return count / (done - start), count / (submitted - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--wasm-jobs", type=int, default=200)
-    parser.add_argument("--noop-jobs", type=int, default=3000)
-    parser.add_argument("--computes", default="1,10")
-    args = parser.parse_args()
-    module = build_hello()
+def podman_socket() -> tuple[str | None, str]:
+    """A Podman socket that answers (as bench_podman finds it), else None and why not."""
+    try:
+        from edge.executors.podman import connect
+        from tests.podman_image import podman_socket as find_socket
 
-    print("== (a) hello-world wasm job, submit -> Completed, single-node cluster")
+        socket = find_socket()
+        if socket is None:
+            return None, "no Podman socket (not root and BACEDGE_TEST_PODMAN_SOCKET unset)"
+        connect(socket).close()
+    except Exception as exc:  # no podman, setup failed, socket silent: wasm only
+        return None, f"Podman unavailable: {' '.join(str(exc).split())[:200]}"
+    return socket, f"Podman socket {socket}"
+
+
+def cli_wall(argv: list[str], runs: int) -> tuple[list[float], str]:
+    """Wall time of `runs` fresh processes of `argv` (after one untimed run), and the
+    first output line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
+    out = []
+    first = ""
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr[-500:]}")
+        if i == 0:
+            first = (done.stdout.splitlines() or [""])[0]
+        else:
+            out.append(elapsed)
+    return out, first
+
+
+def ms(value_s: float) -> str:
+    return f"{value_s * 1000:.2f} ms"
+
+
+def section_latency(args: argparse.Namespace) -> None:
+    print(
+        f"== (latency) noop job, submit -> Completed via the API, one at a time, "
+        f"single-node cluster (one process, engines noop), {args.latency_jobs} jobs"
+    )
+    with cluster(1, engines="noop") as c:
+        times = bench_api(c.api, NOOP_JOB, args.latency_jobs)
+    print(f"  bacedge API end-to-end : {describe(times)}")
+    print(
+        f"  p50 {ms(percentile(times, 50))}   target p50 <= 5 ms   "
+        f"(p99 {ms(percentile(times, 99))}, no target)"
+    )
+
+
+def section_wasm(args: argparse.Namespace) -> None:
+    print(
+        f"== (wasm) hello-world wasm job, submit -> Completed, single-node cluster, "
+        f"{args.wasm_jobs} jobs"
+    )
+    module = build_hello()
     with cluster(1) as c:
-        api = bench_wasm_api(c.api, module, args.wasm_jobs)
+        api = bench_api(c.api, wasm_job(module), args.wasm_jobs)
         rss = rss_mb(c.procs[0].pid)
     direct = asyncio.run(bench_wasm_direct(module, args.wasm_jobs))
     print(f"  bacedge API end-to-end : {describe(api)}")
     print(f"  wasmer-sdk direct      : {describe(direct)}")
-    ratio = percentile(api, 50) / percentile(direct, 50)
-    print(f"  ratio (p50 API / p50 direct): {ratio:.2f}x   target p50 <= 25 ms")
+    p50 = percentile(api, 50)
+    ratio = p50 / percentile(direct, 50)
+    print(f"  API p50 {ms(p50)}   target p50 <= 10 ms")
+    print(f"  ratio (p50 API / p50 direct): {ratio:.2f}x   target <= 3x")
     print(f"  single-node process RSS after the run (with nats-server): {rss:.0f} MiB")
 
-    print("== (b) noop throughput, submitted and Completed per second")
+
+def section_throughput(args: argparse.Namespace) -> None:
+    print("== (throughput) noop jobs, submitted and Completed per second")
     for computes in [int(n) for n in args.computes.split(",")]:
         with cluster(computes, engines="noop") as c:
             rate, submit_rate = bench_noop(c.api, args.noop_jobs)
@@ -166,6 +236,69 @@ def main() -> None:
             f"(submission alone {submit_rate:.0f}/s), {args.noop_jobs} jobs, "
             f"all processes RSS {total_rss:.0f} MiB   target >= 300 jobs/s"
         )
+
+
+def section_rss(args: argparse.Namespace) -> None:
+    socket, why = podman_socket()
+    engines, extra = ("wasm,docker", ("--podman-socket", socket)) if socket else ("wasm", ())
+    print(
+        f"== (rss) compute-only `serve --compute --engines {engines}` joined to an "
+        f"orchestrator, idle {args.idle_seconds:g} s after it connected ({why})"
+    )
+    with split_cluster(engines, extra) as c:
+        time.sleep(args.idle_seconds)
+        own = rss_mb(c.procs[1].pid, children=False)
+        with_children = rss_mb(c.procs[1].pid)
+        orchestrator = rss_mb(c.procs[0].pid)
+    children = f", with its children {with_children:.1f} MiB" if with_children != own else ""
+    print(
+        f"  compute process RSS: {own:.1f} MiB = {own * 2**20 / 1e6:.1f} MB{children}   "
+        f"target <= 60 MB   (engines {engines})"
+    )
+    print(f"  (orchestrator process with nats-server, not counted: {orchestrator:.0f} MiB)")
+
+
+def section_cli(args: argparse.Namespace) -> None:
+    print(
+        f"== (cli) cold start, wall time of a fresh process, {args.cli_runs} runs "
+        "(after one untimed run)"
+    )
+    version, line = cli_wall([str(BACEDGE_BIN), "--version"], args.cli_runs)
+    print(f"  bacedge --version : {describe(version)}   target p50 <= 150 ms   ({line})")
+    with cluster(1, engines="noop") as c:
+        bench_api(c.api, NOOP_JOB, 0)  # the 10 warm-up jobs give the list rows
+        listing, _ = cli_wall([str(BACEDGE_BIN), "job", "list", "--api", c.api], args.cli_runs)
+    print(f"  bacedge job list  : {describe(listing)}   target p50 <= 250 ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--latency-jobs", type=int, default=300, help="noop latency jobs")
+    parser.add_argument("--wasm-jobs", type=int, default=200)
+    parser.add_argument("--noop-jobs", type=int, default=3000, help="noop throughput jobs")
+    parser.add_argument("--computes", default="1,10", help="throughput cluster sizes")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="rss: idle time")
+    parser.add_argument("--cli-runs", type=int, default=10, help="cli: timed runs each")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma list of: {', '.join(SECTIONS)}"
+    )
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    runners = {
+        "latency": section_latency,
+        "wasm": section_wasm,
+        "throughput": section_throughput,
+        "rss": section_rss,
+        "cli": section_cli,
+    }
+    for name in SECTIONS:
+        if name in chosen:
+            runners[name](args)
 
 
 if __name__ == "__main__":

@@ -42,11 +42,12 @@ def describe(values_s: list[float]) -> str:
     )
 
 
-def rss_mb(pid: int) -> float:
-    """RSS of a process and its children (nats-server is the orchestrator's child)."""
+def rss_mb(pid: int, children: bool = True) -> float:
+    """RSS in MiB of a process and (unless `children` is false) its children (nats-server is
+    the orchestrator's child)."""
     proc = psutil.Process(pid)
     total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
+    for child in proc.children(recursive=True) if children else ():
         with suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
     return total / 2**20
@@ -144,6 +145,48 @@ class BenchCluster:
             time.sleep(0.05)
         raise TimeoutError("cluster did not come up")
 
+    def start_split(self, engines: str, compute_extra: tuple[str, ...] = ()) -> None:
+        """An orchestrator-only process, then one compute-only process (procs[1]) with
+        `engines`, joined over NATS: the compute process's RSS is its own."""
+        self._spawn(
+            "serve",
+            "--orchestrator",
+            "--data-dir",
+            str(self.root / "orch"),
+            "--api-port",
+            str(self.api_port),
+            "--nats-port",
+            str(self.nats_port),
+            *self.extra,
+        )
+        self.wait(lambda: httpx.get(f"{self.api}/api/v1/agent/alive").status_code == 200)
+        self._spawn(
+            "serve",
+            "--compute",
+            "--data-dir",
+            str(self.root / "compute"),
+            "--orchestrators",
+            f"nats://127.0.0.1:{self.nats_port}",
+            "--engines",
+            engines,
+            "--name",
+            "compute",
+            *compute_extra,
+        )
+        wanted = set(engines.split(","))
+
+        def connected() -> bool:
+            if self.procs[1].poll() is not None:
+                raise RuntimeError(f"the compute process exited: see {self.root}/proc1.log")
+            nodes = httpx.get(f"{self.api}/api/v1/orchestrator/nodes").json()["Nodes"]
+            return any(
+                n["ConnectionState"]["Status"] == "CONNECTED"
+                and wanted <= set(n["Info"]["ComputeNodeInfo"]["ExecutionEngines"])
+                for n in nodes
+            )
+
+        self.wait(connected)
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -166,6 +209,22 @@ def cluster(
         c = BenchCluster(Path(tmp), extra=extra, env=dict(env or {}))
         try:
             c.start(computes, engines)
+            yield c
+        finally:
+            c.stop()
+
+
+@contextmanager
+def split_cluster(
+    engines: str, compute_extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[BenchCluster]:
+    """An orchestrator process and a separate compute-only process (procs[1])."""
+    with tempfile.TemporaryDirectory(prefix="bacedge-bench-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)  # a rootless Podman service user must reach dirs under it
+        c = BenchCluster(root, env=dict(env or {}))
+        try:
+            c.start_split(engines, compute_extra)
             yield c
         finally:
             c.stop()
