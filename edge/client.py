@@ -545,6 +545,11 @@ class _Endpoints:
         )
 
     @staticmethod
+    def create_join_token(ttl: str | None) -> _Call[dict[str, Any]]:
+        body = {"TTL": ttl} if ttl else {}
+        return _Call("POST", f"{ORCHESTRATOR}/join-tokens", _raw, body=body)
+
+    @staticmethod
     def agent(name: str, parse: Callable[[Any], T]) -> _Call[T]:
         return _Call("GET", f"{AGENT}/{name}", parse)
 
@@ -953,6 +958,10 @@ class ApiClient(_Base):
         deadline such as "10m"); answers `{Success, Error}` (not raised: the caller decides
         how to report a refused action)."""
         return self._send(_E.node_action(node_id, action, message, deadline))
+
+    def create_join_token(self, ttl: str | None = None) -> dict[str, Any]:
+        """A one-time join token (bacedge): `{Token, ID, CreateTime, ExpiresAt, Warning}`."""
+        return self._send(_E.create_join_token(ttl))
 
     # agent
 

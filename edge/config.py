@@ -238,6 +238,9 @@ class ComputeSection(_Section):
     locality: str = "anywhere"  # Bacalhau's JobAdmissionControl.Locality: local | anywhere
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)  # Prometheus /metrics; 0: off
+    # A one-time token (`bacedge node token create`): at its first start the node exchanges
+    # it for a NATS identity of its own, kept in its data dir; later starts ignore it.
+    join_token: SecretStr | None = None
 
 
 class S3Section(_Section):
@@ -369,7 +372,11 @@ def default_data_dir() -> Path:
 
 
 # Environment names that predate the section scheme and that scripts rely on.
-_ENV_ALIASES = {"BACEDGE_API": "client.api", "BACEDGE_API_KEY": "client.api_key"}
+_ENV_ALIASES = {
+    "BACEDGE_API": "client.api",
+    "BACEDGE_API_KEY": "client.api_key",
+    "BACEDGE_JOIN_TOKEN": "compute.join_token",
+}
 
 
 def _leaf_fields(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
@@ -456,6 +463,7 @@ CREDENTIALS = {
     "nats-token": "nats.token",
     "api-token": "api.auth_token",
     "api-key": "client.api_key",
+    "join-token": "compute.join_token",
     "s3-secret-key": "storage.s3.secret_key",
     "s3managed-secret-key": "publishers.s3managed.secret_key",
 }

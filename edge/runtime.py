@@ -15,12 +15,14 @@ from aiohttp import web
 
 from edge import systemd
 from edge.compute.agent import ComputeNode
+from edge.compute.join import JoinError
 from edge.compute.ledger import LedgerDB
 from edge.compute.simulated import SimulatedNode
 from edge.config import Config
 from edge.models import Job, NodeInfo
 from edge.models.version import this_build
 from edge.orchestrator.api import Api
+from edge.orchestrator.identities import JoinDesk, NodeIdentities
 from edge.orchestrator.results import ResultRelay
 from edge.orchestrator.service import Orchestrator
 from edge.orchestrator.store import Store
@@ -57,6 +59,7 @@ class Runtime:
     relay: ResultRelay | None = None
     node: ComputeNode | None = None
     object_store: LocalStore | None = None  # the local S3 store (`--store`)
+    identities: NodeIdentities | None = None  # join tokens and node users (embedded NATS)
     _site_runner: web.AppRunner | None = None
     _closers: list[Callable[[], Any]] = field(default_factory=list)
     api_url: str = ""
@@ -93,15 +96,34 @@ class Runtime:
                 tls_context(self.config)  # a CA that cannot load stops the node here
             except TlsError as exc:
                 raise StartupError(str(exc)) from None
+            if self.orchestrator and self.config.compute.join_token is not None:
+                raise StartupError(
+                    "--join is for a compute node that joins a remote orchestrator; a node "
+                    "that runs with its orchestrator needs no join token"
+                )
             self.node = ComputeNode(self.config, servers, self.token)
-            await self.node.start()
+            try:
+                await self.node.start()
+            except JoinError as exc:
+                raise StartupError(str(exc)) from None
 
     async def _start_orchestrator(self) -> None:
         cfg = self.config
         if not cfg.nats.servers:
             store_dir = cfg.nats.store_dir or cfg.data_dir / "nats"
+            # Per-node NATS users need the server's config, so only the embedded one has them.
+            self.identities = NodeIdentities(
+                cfg.data_dir / "orchestrator" / "identities.db", on_change=self._reload_nats
+            )
+            await self.identities.open()
+            self._closers.append(self.identities.close)
             self.nats = EmbeddedNats(
-                cfg.nats.host, cfg.nats.port, store_dir, self.token, *_nats_tls(cfg)
+                cfg.nats.host,
+                cfg.nats.port,
+                store_dir,
+                self.token,
+                *_nats_tls(cfg),
+                users=self.identities.nats_users,
             )
             await self.nats.start()
         servers = self.nats_servers()
@@ -117,7 +139,12 @@ class Runtime:
         self.store = Store(cfg.data_dir / "orchestrator" / "state.db")
         await self.store.open()
         self.orch = Orchestrator(cfg, self.store, nc)
+        self.orch.identities = self.identities
         await self.orch.start()
+        if self.identities is not None:
+            desk = JoinDesk(self.identities, nc)
+            await desk.start()
+            self._closers.append(desk.stop)
         self.relay = ResultRelay(self.orch, cfg, nc)
         await self.relay.start()
         self.orch.submission_checks.append(lambda job: self.relay_check(job))
@@ -142,6 +169,10 @@ class Runtime:
             ) from None
         host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
         self.api_url = f"{'https' if https else 'http'}://{host}:{cfg.api.port}"
+
+    async def _reload_nats(self) -> None:
+        if self.nats is not None:
+            await self.nats.reload()
 
     def relay_check(self, job: Job) -> None:
         if self.relay is not None and job.Tasks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import click
 
 from edge.cli.common import (
@@ -138,3 +140,32 @@ def drain(client: ApiClient, message: str | None, deadline: str | None, node_id:
         raise click.ClickException(f"cannot drain node {node_id}: {reason}")
     until = f"; batch work moves in {deadline}" if deadline else "; batch work may finish"
     click.echo(f"Node {node_id} draining{until}. Watch it with `bacedge node describe {node_id}`")
+
+
+@node.group("token", cls=BacedgeGroup)
+def token() -> None:
+    """One-time join tokens: a compute node started with `--join TOKEN` gets its own NATS
+    identity, allowed to speak and hear only as itself."""
+
+
+@token.command("create")
+@handle_errors
+@api_options
+@click.option(
+    "--ttl",
+    metavar="DURATION",
+    callback=_duration,
+    help="How long the token may be used, e.g. 30m or 168h (default 24h, at most 30 days).",
+)
+def create_token(client: ApiClient, ttl: str | None) -> None:
+    """Print a join token, alone on the last line (a script can take `| tail -1`)."""
+    answer = client.create_join_token(ttl)
+    expires = datetime.fromtimestamp(int(answer["ExpiresAt"]) / 1e9, timezone.utc)
+    click.echo(
+        f"Join token {answer['ID']}, for one node, until {expires:%Y-%m-%d %H:%M:%S} UTC. "
+        "On the node: bacedge serve --compute --orchestrators nats://HOST:4222 --join TOKEN",
+        err=True,
+    )
+    if answer.get("Warning"):
+        click.echo(f"warning: {answer['Warning']}", err=True)
+    click.echo(answer["Token"])

@@ -50,6 +50,12 @@ def _split(value: str | None) -> list[str] | None:
     metavar="URL[,URL]",
     help="NATS URL(s) of the orchestrator a compute node joins.",
 )
+@click.option(
+    "--join",
+    metavar="TOKEN",
+    help="A one-time join token (bacedge node token create): the node gets its own NATS "
+    "identity at its first start and keeps it [env: BACEDGE_JOIN_TOKEN].",
+)
 @click.option("--labels", metavar="k=v[,k=v]", help="Labels of this node.")
 @click.option("--name", help="Node name (a label; the node ID stays stable).")
 @click.option(
@@ -90,6 +96,7 @@ def serve(config_file: Path | None, **flags: Any) -> None:
             "compute.allowed_local_paths": _split(flags["allowed_local_paths"]),
             "compute.heartbeat_interval": flags["heartbeat_interval"],
             "compute.podman_socket": flags["podman_socket"],
+            "compute.join_token": flags["join"],
             "store.enabled": True if store else None,
             "store.port": flags["store_port"],
         }

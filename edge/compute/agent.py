@@ -18,6 +18,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from edge import s3 as s3conf
+from edge.compute.join import join, load_identity
 from edge.config import Config, ConfigError
 from edge.executors import ServiceExecutor, build_executors
 from edge.executors.base import ExecutionResult, Executor, ExecutorError
@@ -48,7 +49,7 @@ from edge.publishers.local import archive_path
 from edge.storage import ObjectCache, build_input_providers
 from edge.storage.base import InputProvider, StoragePolicy
 from edge.transport import subjects
-from edge.transport.client import connect_forever, tls_context
+from edge.transport.client import Identity, connect_forever, tls_context
 from edge.transport.messages import (
     CancelReply,
     CancelRequest,
@@ -124,6 +125,7 @@ class ComputeNode:
         self.cfg = config.compute
         self.servers = servers
         self.token = token
+        self.identity: Identity | None = None  # its own NATS user, after joining with a token
         self.root = root or config.data_dir / "compute"
         self.node_id = node_id or stable_node_id(self.root)
         self.ledger = ledger or Ledger(self.root / "ledger.db")
@@ -157,6 +159,19 @@ class ComputeNode:
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         await self.ledger.open()
+        if self.nc is None:  # its own connection: as itself, once it has joined
+            self.identity = load_identity(self.root, self.node_id)
+            token = self.cfg.join_token
+            if self.identity is None and token is not None:
+                self.identity = await join(
+                    self.servers,
+                    token.get_secret_value(),
+                    self.node_id,
+                    self.root,
+                    tls_context(self.config),
+                )
+            elif token is not None:
+                log.info("this node has joined already; its join token is not needed")
         try:
             self.executors = build_executors(self.cfg.engines, self._engine_settings())
         except ValueError as exc:
@@ -459,7 +474,7 @@ class ComputeNode:
             raise PublishError("the orchestrator is not reachable to sign the s3managed upload")
         request = PresignRequest(ExecutionID=execution_id, NodeID=self.node_id)
         try:
-            msg = await self.nc.request(subjects.PRESIGN, encode(request), timeout=10)
+            msg = await self.nc.request(subjects.presign(self.node_id), encode(request), timeout=10)
         except (NatsTimeout, NoRespondersError, asyncio.TimeoutError) as exc:
             raise PublishError(
                 f"the orchestrator did not sign the s3managed upload ({type(exc).__name__})"
@@ -485,6 +500,7 @@ class ComputeNode:
                 on_reconnect=self.reconnected,
                 on_disconnect=self.disconnected,
                 tls=tls_context(self.config),
+                identity=self.identity,
             )
         nc = self.nc
         await nc.subscribe(subjects.offer(self.node_id), cb=self._on_offer)
@@ -522,7 +538,7 @@ class ComputeNode:
         without judging executions whose offer replies may still be in flight."""
         assert self.nc is not None
         self.info.ComputeNodeInfo.AvailableCapacity = self._available()
-        msg = await self.nc.request(subjects.HANDSHAKE, encode(self.info), timeout=5)
+        msg = await self.nc.request(subjects.handshake(self.node_id), encode(self.info), timeout=5)
         reply = decode(HandshakeReply, msg.data)
         if not reply.Accepted:
             log.error("orchestrator refused this node", extra={"reason": reply.Reason})
@@ -583,7 +599,9 @@ class ComputeNode:
                 EnqueuedExecutions=max(0, len(self.active) - running),
             )
             try:
-                msg = await self.nc.request(subjects.HEARTBEAT, encode(beat), timeout=5)
+                msg = await self.nc.request(
+                    subjects.heartbeat(self.node_id), encode(beat), timeout=5
+                )
                 if b'"Known": false' in msg.data:
                     await self._handshake()
             except Exception as exc:
@@ -809,7 +827,7 @@ class ComputeNode:
         while self._unsent and self.nc is not None and self.nc.is_connected:
             batch = [self._unsent[s] for s in sorted(self._unsent)[:500]]
             msg = await self.nc.request(
-                subjects.UPDATES,
+                subjects.updates(self.node_id),
                 encode(UpdateBatch(NodeID=self.node_id, Updates=batch)),
                 timeout=10,
             )

@@ -31,8 +31,9 @@ from edge.models.version import this_build
 
 from .agent_config import bacalhau_config
 from .auth import ANONYMOUS, Authenticator, Refusal
-from .errors import BadRequest, NotFound, OrchestratorError, Unavailable
+from .errors import BadRequest, Conflict, NotFound, OrchestratorError, Unavailable
 from .events import CLOSED, OVERFLOW, TooManySubscribers, matcher, parse_types
+from .identities import DEFAULT_TTL
 from .openapi import openapi_document
 from .pagination import decode_token, encode_token, parse_limit
 from .results import ResultRelay
@@ -504,6 +505,43 @@ class Api:
                 raise
             return _json({"Success": False, "Error": str(exc)})
         return _json({"Success": True, "Error": ""})
+
+    async def create_join_token(self, request: web.Request) -> web.Response:
+        identities = self.orch.identities
+        if identities is None:
+            raise Conflict(
+                "join tokens need the orchestrator's embedded NATS server; with an external "
+                "NATS ([nats] servers), give each node a user of that server's own"
+            )
+        body = await read_json(request) if request.can_read_body else {}
+        if not isinstance(body, dict):
+            raise BadRequest('request body must be a JSON object {"TTL": "24h"} or empty')
+        lowered = {str(k).lower(): v for k, v in body.items()}
+        ttl = DEFAULT_TTL
+        if lowered.get("ttl") not in (None, "", 0):
+            try:
+                ttl = parse_duration(lowered["ttl"])
+            except ValueError as exc:
+                raise BadRequest(f"TTL: {exc}") from None
+        try:
+            token, record = await identities.create_token(ttl)
+        except ValueError as exc:
+            raise BadRequest(f"TTL: {exc}") from None
+        warning = ""
+        if self.config.nats.token is None:
+            warning = (
+                "NATS has no token, so any client may still connect with every permission: "
+                "set [nats] token on the orchestrator for node identities to protect anything"
+            )
+        return _json(
+            {
+                "Token": token,
+                "ID": record.id,
+                "CreateTime": int(record.created * 1e9),
+                "ExpiresAt": int(record.expires * 1e9),
+                "Warning": warning,
+            }
+        )
 
 
 NODE_ACTIONS = ("approve", "reject", "delete", "cordon", "uncordon", "drain")

@@ -189,6 +189,34 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
     "get_node": {
         "responses": _ok({"type": "object", "properties": {"Node": _ref("NodeState")}}),
     },
+    "create_join_token": {
+        "requestBody": {
+            "required": False,
+            **_body(
+                {
+                    "type": "object",
+                    "properties": {
+                        "TTL": {
+                            "oneOf": [{"type": "string"}, {"type": "number"}],
+                            "description": "e.g. 30m or 168h (default 24h, at most 30 days)",
+                        }
+                    },
+                }
+            ),
+        },
+        "responses": _ok(
+            {
+                "type": "object",
+                "properties": {
+                    "Token": {"type": "string", "description": "bxj1.ID.SECRET, shown once"},
+                    "ID": {"type": "string"},
+                    "CreateTime": {"type": "integer", "description": "Unix nanoseconds"},
+                    "ExpiresAt": {"type": "integer", "description": "Unix nanoseconds"},
+                    "Warning": {"type": "string"},
+                },
+            }
+        ),
+    },
     "update_node": {
         "requestBody": _body(_NODE_ACTION),
         "responses": _ok(

@@ -58,11 +58,10 @@ class ResultRelay:
         self._buckets: set[str] = set()
 
     async def start(self) -> None:
-        self._subs.append(
-            await self.nc.subscribe(
-                subjects.PRESIGN, queue=subjects.ORCH_QUEUE, cb=self._on_presign
+        for subject in (subjects.PRESIGNS, subjects.LEGACY_PRESIGN):
+            self._subs.append(
+                await self.nc.subscribe(subject, queue=subjects.ORCH_QUEUE, cb=self._on_presign)
             )
-        )
 
     async def stop(self) -> None:
         for sub in self._subs:
@@ -81,7 +80,15 @@ class ResultRelay:
 
     async def _on_presign(self, msg: Msg) -> None:
         try:
-            reply = await self._presign(PresignRequest.model_validate_json(msg.data))
+            request = PresignRequest.model_validate_json(msg.data)
+            if subjects.impersonates(msg.subject, request.NodeID):
+                log.warning(
+                    "presign refused: a node spoke for another",
+                    extra={"subject": msg.subject, "claimed": request.NodeID},
+                )
+                reply = PresignReply(Error="this subject is not the node's own")
+            else:
+                reply = await self._presign(request)
         except ValueError:
             reply = PresignReply(Error="bad presign request")
         except Exception as exc:  # a store that is down: the node retries

@@ -103,6 +103,14 @@ ROUTES: tuple[Route, ...] = (
         "write:node",
         "approve, reject or delete a node; bacedge: cordon, uncordon, drain",
     ),
+    Route(
+        "POST",
+        f"{PREFIX}/join-tokens",
+        "create_join_token",
+        "write:node",
+        "a one-time token a compute node joins with, getting its own NATS identity "
+        '(bacedge); body {"TTL": "24h"}, optional',
+    ),
     Route("PUT", _N, "update_node", "write:node", "a node action, NodeID in the body"),
     Route("POST", _N, "update_node", "write:node", "a node action (Bacalhau 1.4 and older)"),
 )

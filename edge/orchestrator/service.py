@@ -50,6 +50,7 @@ from edge.models import (
     now_ns,
 )
 from edge.models.node import NodeConnection
+from edge.orchestrator.identities import NodeIdentities
 from edge.transport import subjects
 from edge.transport.messages import (
     CancelRequest,
@@ -108,6 +109,7 @@ class Orchestrator:
         )
         self.store = store
         self.nc = nc
+        self.identities: NodeIdentities | None = None  # with the embedded NATS: join tokens
         self.nodes = NodeManager(
             self.cfg.node_heartbeat_timeout, self.cfg.auto_approve_nodes, self.cfg.disconnect_grace
         )
@@ -169,9 +171,15 @@ class Orchestrator:
         handshakes = self._each_apart(self._on_handshake)
         updates = self._each_apart(self._on_updates)
         self._subs = [
-            await self.nc.subscribe(subjects.HANDSHAKE, queue=queue, cb=handshakes),
-            await self.nc.subscribe(subjects.HEARTBEAT, queue=queue, cb=self._on_heartbeat),
-            await self.nc.subscribe(subjects.UPDATES, queue=queue, cb=updates),
+            await self.nc.subscribe(subject, queue=queue, cb=handler)
+            for subject, handler in (
+                (subjects.HANDSHAKES, handshakes),
+                (subjects.HEARTBEATS, self._on_heartbeat),
+                (subjects.UPDATE_BATCHES, updates),
+                (subjects.LEGACY_HANDSHAKE, handshakes),
+                (subjects.LEGACY_HEARTBEAT, self._on_heartbeat),
+                (subjects.LEGACY_UPDATES, updates),
+            )
         ]
         for job_id in self.jobs:
             self._enqueue(job_id)
@@ -580,6 +588,8 @@ class Orchestrator:
         if action == "delete":
             node = self.nodes.delete(node_id)
             await self.store.delete_node(node.node_id)
+            if self.identities is not None and await self.identities.revoke(node.node_id):
+                log.info("node's NATS identity deleted", extra={"node_id": node.node_id})
             self._node_event("node.membership", node, "DELETED")
             return node.state
         if action in SCHEDULING_ACTIONS:
@@ -879,6 +889,11 @@ class Orchestrator:
                 encode(HandshakeReply(Accepted=False, Reason=f"bad node info: {exc}"))
             )
             return
+        if subjects.impersonates(msg.subject, info.NodeID):
+            reason = f"node {subjects.sender(msg.subject)} presented node ID {info.NodeID}"
+            log.warning("handshake refused", extra={"reason": reason})
+            await msg.respond(encode(HandshakeReply(Accepted=False, Reason=reason)))
+            return
         known = self.nodes.nodes.get(info.NodeID)
         before = known.state.ConnectionState.Status.value if known is not None else ""
         node = self.nodes.handshake(info)
@@ -913,6 +928,12 @@ class Orchestrator:
             beat = decode(Heartbeat, msg.data)
         except ValueError:
             return
+        if subjects.impersonates(msg.subject, beat.NodeID):
+            log.warning(
+                "heartbeat refused: a node spoke for another",
+                extra={"subject": msg.subject, "claimed": beat.NodeID},
+            )
+            return
         known = self.nodes.heartbeat(
             beat.NodeID, beat.AvailableCapacity, beat.RunningExecutions, beat.EnqueuedExecutions
         )
@@ -928,9 +949,20 @@ class Orchestrator:
         except ValueError as exc:
             log.error("bad update batch", extra={"error": str(exc)})
             return
+        sender = subjects.sender(msg.subject) or updates.NodeID
         batch = Batch()
+        refused = 0
         for update in updates.Updates:
+            execution = self.executions.get(update.ExecutionID)
+            if execution is not None and execution.NodeID != sender:
+                refused += 1  # acknowledged, so the sender stops, and never applied
+                continue
             self._apply_update(update, batch)
+        if refused or sender != updates.NodeID:
+            log.warning(
+                "updates refused: a node reported on executions that are not its own",
+                extra={"node": sender, "claimed": updates.NodeID, "refused": refused},
+            )
         await self.store.save(batch)  # durable before the node may forget them
         if msg.reply:
             await msg.respond(encode(UpdateAck(Sequences=[u.Sequence for u in updates.Updates])))
@@ -1085,7 +1117,8 @@ class Orchestrator:
             chosen = useful[-1]
         node = self.nodes.nodes.get(chosen.NodeID)
         if node is not None and node.state.connected:
-            inbox = self.nc.new_inbox()
+            # On the node's own subject: a node with its own identity may publish only there.
+            inbox = subjects.log_frames(chosen.NodeID, self.nc.new_inbox().rsplit(".", 1)[-1])
             sub = await self.nc.subscribe(inbox)
             try:
                 request = LogRequest(ExecutionID=chosen.ID, Subject=inbox, Follow=follow, Tail=tail)

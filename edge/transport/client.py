@@ -6,11 +6,24 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
 
 log = logging.getLogger("bacedge.nats")
+
+ADMIN_USER = "bacedge"  # the embedded nats-server's user with every permission
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a client is on NATS: a user of its own (a joined node, a joining one), with the
+    inbox its replies come to; without one, `[nats] token` or nothing."""
+
+    user: str
+    password: str
+    inbox_prefix: str
 
 
 async def connect(
@@ -21,15 +34,30 @@ async def connect(
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
     connect_timeout: int = 2,
     tls: ssl.SSLContext | None = None,
+    identity: Identity | None = None,
+    reconnect: bool = True,
 ) -> Client:
-    """A client that keeps reconnecting through outages (edge links come and go)."""
+    """A client that keeps reconnecting through outages (edge links come and go);
+    `reconnect=False`: one that gives up, raising, when its first connection fails.
+
+    A token is first presented as the password of bacedge's admin user (what the embedded
+    nats-server expects); a server that refuses it is sent the token alone from then on
+    (an external NATS with token authentication)."""
 
     last_refusal = ""
 
     async def error_cb(exc: Exception) -> None:
         nonlocal last_refusal
         text = describe(exc)
-        if not text.startswith("TLS"):
+        if (
+            "authorization violation" in text.lower()
+            and token
+            and identity is None
+            and client.options.get("user") == ADMIN_USER
+        ):
+            client.options["user"] = client.options["password"] = None  # token alone
+            return
+        if not text.startswith(("TLS", "NATS refused")):
             log.debug("nats error", extra={"error": str(exc)})
         elif text != last_refusal:  # once per reason, not once per retry
             last_refusal = text
@@ -51,11 +79,11 @@ async def connect(
     await client.connect(
         servers=servers,
         name=name,
-        token=token,
+        **_credentials(token, identity),
         connect_timeout=connect_timeout,
         reconnect_time_wait=1,
-        max_reconnect_attempts=-1,
-        allow_reconnect=True,
+        max_reconnect_attempts=-1 if reconnect else 0,
+        allow_reconnect=reconnect,
         error_cb=error_cb,
         reconnected_cb=reconnected,
         disconnected_cb=disconnected,
@@ -65,6 +93,18 @@ async def connect(
     return client
 
 
+def _credentials(token: str | None, identity: Identity | None) -> dict[str, Any]:
+    if identity is not None:
+        return {
+            "user": identity.user,
+            "password": identity.password,
+            "inbox_prefix": identity.inbox_prefix,
+        }
+    if token:
+        return {"user": ADMIN_USER, "password": token, "token": token}
+    return {}
+
+
 async def connect_forever(
     servers: list[str],
     name: str,
@@ -72,6 +112,7 @@ async def connect_forever(
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
     tls: ssl.SSLContext | None = None,
+    identity: Identity | None = None,
 ) -> Client:
     """Like connect(), but an unreachable NATS at start is retried with backoff.
 
@@ -81,7 +122,9 @@ async def connect_forever(
     delay = 0.2
     while True:
         try:
-            return await connect(servers, name, token, on_reconnect, on_disconnect, tls=tls)
+            return await connect(
+                servers, name, token, on_reconnect, on_disconnect, tls=tls, identity=identity
+            )
         except Exception as exc:  # nats raises several unrelated types here
             log.warning(
                 "nats unreachable; retrying", extra={"servers": servers, "error": describe(exc)}
@@ -93,6 +136,11 @@ async def connect_forever(
 def describe(exc: BaseException) -> str:
     """One line for a failed connection; TLS failures say what to fix."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if "authorization violation" in text.lower():
+        return (
+            "NATS refused the credentials (authorization violation): check [nats] token, "
+            "or the node's identity (a deleted node joins again with a new join token)"
+        )
     if "mismatch" in text or "not valid for" in text:
         return (
             f"TLS certificate is for another name ({text}): connect by a name it holds, "

@@ -139,3 +139,17 @@ class ResultChunkRequest(WireModel):
     ExecutionID: str
     Offset: int = 0
     Length: int = 512 * 1024
+
+
+class JoinRequest(WireModel):
+    """A node's first words, with a one-time join token: the bcrypt hash of a password it
+    made itself becomes its NATS user's (the password stays on the node)."""
+
+    Token: str = Field(max_length=256)
+    NodeID: str = Field(max_length=128)
+    PasswordHash: str = Field(max_length=128)
+
+
+class JoinReply(WireModel):
+    Accepted: bool = False
+    Reason: str = ""

