@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from edge import eventloop
 from edge.config import Config, ConfigError, load_config
 from edge.logsetup import setup_logging
 
@@ -94,7 +95,7 @@ def devstack(
         raise click.ClickException(str(exc)) from None
     setup_logging(config.log.level, config.log.format)
     try:
-        asyncio.run(_run(config, computes, root, servers, simulated))
+        eventloop.run(_run(config, computes, root, servers, simulated))
     except KeyboardInterrupt:
         pass
     finally:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from edge import eventloop
 from edge.config import ConfigError, load_config, parse_key_values
 from edge.logsetup import setup_logging
 
@@ -118,7 +118,7 @@ def serve(config_file: Path | None, **flags: Any) -> None:
 
     runtime = Runtime(config, orchestrator=orchestrator, compute=compute)
     try:
-        asyncio.run(serve_forever(runtime, ready))
+        eventloop.run(serve_forever(runtime, ready))
     except (StartupError, NatsServerError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
