@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -21,15 +21,16 @@ from edge.compute.simulated import SimulatedNode
 from edge.config import Config
 from edge.models import Job, NodeInfo
 from edge.models.version import this_build
-from edge.orchestrator.api import Api
-from edge.orchestrator.identities import JoinDesk, NodeIdentities
-from edge.orchestrator.results import ResultRelay
-from edge.orchestrator.service import Orchestrator
-from edge.orchestrator.store import Store
 from edge.store import LocalStore, StoreError
 from edge.tls import TlsError, server_context
 from edge.transport.client import connect, connect_forever, describe, tls_context
 from edge.transport.server import EmbeddedNats
+
+if TYPE_CHECKING:  # imported when the orchestrator starts: a compute node never loads them
+    from edge.orchestrator.identities import NodeIdentities
+    from edge.orchestrator.results import ResultRelay
+    from edge.orchestrator.service import Orchestrator
+    from edge.orchestrator.store import Store
 
 log = logging.getLogger("bacedge")
 
@@ -108,6 +109,12 @@ class Runtime:
                 raise StartupError(str(exc)) from None
 
     async def _start_orchestrator(self) -> None:
+        from edge.orchestrator.api import Api
+        from edge.orchestrator.identities import JoinDesk, NodeIdentities
+        from edge.orchestrator.results import ResultRelay
+        from edge.orchestrator.service import Orchestrator
+        from edge.orchestrator.store import Store
+
         cfg = self.config
         if not cfg.nats.servers:
             store_dir = cfg.nats.store_dir or cfg.data_dir / "nats"

@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
-
 from edge.archive import pack
 from edge.models import SpecConfig
 
@@ -38,6 +36,8 @@ class S3ManagedPublisher:
         request.scratch.mkdir(parents=True, exist_ok=True)
         archive = request.scratch / "result.tar.gz"
         size = await asyncio.to_thread(pack, request.result_dir, archive)
+        import httpx  # on first use: an idle agent does not hold httpx (and rich)
+
         try:
             async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0)) as client:
                 response = await client.put(

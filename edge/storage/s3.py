@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from edge import s3
 from edge.config import Config
 from edge.models import InputSource
@@ -421,6 +419,8 @@ class S3PreSignedProvider:
 
 
 async def _http_download(url: str, path: Path, cap: int) -> tuple[int, bytes]:
+    import httpx  # on first use: an idle agent does not hold httpx (and rich)
+
     shown = url.split("?", 1)[0]  # the query holds the signature: never print it
     digest = hashlib.sha256()
     size = 0

@@ -11,17 +11,19 @@ import contextlib
 import posixpath
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from edge.models import InputSource
 from edge.workspace import MountedInput
 
 from .base import InputError, StoragePolicy
 
+if TYPE_CHECKING:
+    import httpx
+
 CHUNK = 1 << 16
-TIMEOUT = httpx.Timeout(60.0, connect=10.0)  # per read/connect, not for the whole download
+TIMEOUTS = (60.0, 10.0)  # read, connect: per operation, not for the whole download
 
 
 def _url(source: InputSource, policy: StoragePolicy) -> str:
@@ -80,9 +82,12 @@ class UrlProvider:
 
 
 async def _download(url: str, folder: Path, source: InputSource, cap: int) -> Path:
+    import httpx  # on first use: an idle agent does not hold httpx (and rich)
+
+    timeout = httpx.Timeout(TIMEOUTS[0], connect=TIMEOUTS[1])
     try:
         async with (
-            httpx.AsyncClient(follow_redirects=True, timeout=TIMEOUT) as client,
+            httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code >= 400:
