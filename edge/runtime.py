@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # imported when the orchestrator starts: a compute node never
 
 log = logging.getLogger("bacedge")
 
+CONNECT_TIMEOUT = 30.0  # the orchestrator's first connection to NATS
+
 
 class StartupError(Exception):
     """A role cannot start; the message says what to change."""
@@ -135,9 +137,19 @@ class Runtime:
             await self.nats.start()
         servers = self.nats_servers()
         try:
-            nc = await connect(servers, "bacedge-orchestrator", self.token, tls=tls_context(cfg))
+            # nats-py retries a refused first connection without end: bounded here, so a
+            # wrong token or an unreachable external NATS stops the orchestrator with a reason.
+            nc = await asyncio.wait_for(
+                connect(servers, "bacedge-orchestrator", self.token, tls=tls_context(cfg)),
+                CONNECT_TIMEOUT,
+            )
         except TlsError as exc:
             raise StartupError(str(exc)) from None
+        except asyncio.TimeoutError:
+            raise StartupError(
+                f"cannot connect to NATS at {', '.join(servers)} within {CONNECT_TIMEOUT:.0f}s: "
+                "check [nats] servers and token (a refused token is logged above)"
+            ) from None
         except Exception as exc:
             raise StartupError(
                 f"cannot connect to NATS at {', '.join(servers)}: {describe(exc)}"
@@ -247,7 +259,18 @@ async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -
             loop.add_signal_handler(sig, stop.set)
     watchdog: asyncio.Task[None] | None = None
     try:
-        await runtime.start()
+        # A start can wait a long time (a node joining while its uplink is down): a signal
+        # ends it there too, not only once everything runs.
+        starting = asyncio.create_task(runtime.start(), name="start")
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return
+        stopping.cancel()
+        starting.result()  # a StartupError, raised
         on_ready(runtime)
         systemd.notify("READY=1", f"STATUS={runtime.status_line()}")
         interval = systemd.watchdog_interval()

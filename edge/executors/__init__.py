@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import subprocess
+import sys
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,12 +113,36 @@ def enabled_engines(
     return wanted
 
 
+LIBRARIES = {"wasm": "wasmer_sdk"}
+"""Engine -> the library its module loads lazily, on its first task (edge/lazy.py); whether
+that library loads on this host is tried in a child process, so an idle node never holds it
+(wasmer-sdk is about 30 MiB of the agent's memory)."""
+
+
 def _loads(name: str) -> bool:
     try:
         importlib.import_module(ENGINES[name][0])
     except (ImportError, OSError):
         return False
-    return True
+    return name not in LIBRARIES or library_loads(LIBRARIES[name]) is None
+
+
+def library_loads(library: str) -> str | None:
+    """None when `library` imports in a fresh interpreter; else why not, in one line."""
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import {library}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{library} could not be tried: {exc}"
+    if probe.returncode == 0:
+        return None
+    lines = [line for line in probe.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"importing {library} exited {probe.returncode}"
 
 
 def build_executors(
@@ -139,6 +165,9 @@ def build_executors(
         module_name, class_name = ENGINES[name]
         try:
             module = importlib.import_module(module_name)
+            problem = library_loads(LIBRARIES[name]) if name in LIBRARIES else None
+            if problem is not None:
+                raise ImportError(problem)
         except (ImportError, OSError) as exc:
             log.warning(
                 "engine %s is disabled: its library cannot be loaded (%s)",

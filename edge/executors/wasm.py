@@ -24,10 +24,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import wasmer_sdk
 from pydantic import ValidationError
 
+from edge.lazy import lazy_module
 from edge.models import InputSource, Task
 
 from .base import (
@@ -39,6 +40,11 @@ from .base import (
     LogSink,
     MountedInput,
 )
+
+if TYPE_CHECKING:
+    import wasmer_sdk
+else:  # loaded by the node's first wasm task (whether it loads here is tried at start)
+    wasmer_sdk = lazy_module("wasmer_sdk")
 
 log = logging.getLogger("bacedge.executors.wasm")
 

@@ -82,7 +82,7 @@ async def connect(
         **_credentials(token, identity),
         connect_timeout=connect_timeout,
         reconnect_time_wait=1,
-        max_reconnect_attempts=-1 if reconnect else 0,
+        max_reconnect_attempts=-1 if reconnect else 1,  # 0 would mean "forever" to nats-py
         allow_reconnect=reconnect,
         error_cb=error_cb,
         reconnected_cb=reconnected,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import stat
 import time
 from collections.abc import Iterator
@@ -245,3 +246,20 @@ def test_without_a_nats_token_join_tokens_warn_that_nothing_is_protected(cluster
     cluster.wait_nodes(1)
     assert os.path.exists(cluster.root / "a" / "compute" / "nats-identity.json")
     assert Path(cluster.root / "orchestrator" / "orchestrator" / "identities.db").exists()
+
+
+def test_a_node_waiting_to_join_stops_on_sigterm(cluster: Cluster) -> None:
+    """Its uplink is down (nothing listens): it waits, and a signal still ends it at once."""
+    proc = cluster.compute(
+        "waiting",
+        "--engines",
+        "noop",
+        "--join",
+        "bxj1.0123456789abcdef." + "A" * 43,
+    )
+    log = cluster.root / "logs" / "waiting.log"
+    wait_until(lambda: "orchestrator unreachable for the join" in log.read_text(), 60, "waiting")
+    assert proc.popen is not None
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.popen.wait(20) == 0, log.read_text()
+    assert not (cluster.root / "waiting" / "compute" / "nats-identity.json").exists()
