@@ -8,6 +8,7 @@ host; a setting that configures an engine (docker's Podman socket) enables it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import subprocess
@@ -127,6 +128,7 @@ def _loads(name: str) -> bool:
     return name not in LIBRARIES or library_loads(LIBRARIES[name]) is None
 
 
+@functools.cache  # asked when choosing engines and again when building them: one child
 def library_loads(library: str) -> str | None:
     """None when `library` imports in a fresh interpreter; else why not, in one line."""
     try:

@@ -33,7 +33,7 @@ from .agent_config import bacalhau_config
 from .auth import ANONYMOUS, Authenticator, Refusal
 from .errors import BadRequest, Conflict, NotFound, OrchestratorError, Unavailable
 from .events import CLOSED, OVERFLOW, TooManySubscribers, matcher, parse_types
-from .identities import DEFAULT_TTL
+from .identities import DEFAULT_TTL, TooManyTokens
 from .openapi import openapi_document
 from .pagination import decode_token, encode_token, parse_limit
 from .results import ResultRelay
@@ -527,6 +527,8 @@ class Api:
             token, record = await identities.create_token(ttl)
         except ValueError as exc:
             raise BadRequest(f"TTL: {exc}") from None
+        except TooManyTokens as exc:
+            raise Conflict(str(exc)) from None
         warning = ""
         if self.config.nats.token is None:
             warning = (

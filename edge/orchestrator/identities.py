@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -40,6 +42,7 @@ DEFAULT_TTL = 24 * 3600.0
 # The joiner's user outlives the last token it used by this long, so that the node hears the
 # answer to its join before the reload that removes the user closes its connection.
 JOINER_GRACE = 60.0
+MAX_PENDING = 1000  # outstanding join tokens: each is a reload, and a user in memory
 MAX_TTL = 30 * 86400.0
 # A bcrypt hash at a cost nats-server checks in tens of milliseconds: not weaker, and not
 # so costly that every connection of the node would tie the server up.
@@ -64,6 +67,10 @@ CREATE TABLE IF NOT EXISTS node_identities (
 """
 
 
+class TooManyTokens(Exception):
+    """No more join tokens until some are used or expire."""
+
+
 class JoinRefused(Exception):
     """Why a join request was refused, in one line (the token's secret never in it)."""
 
@@ -71,6 +78,7 @@ class JoinRefused(Exception):
 @dataclass(frozen=True)
 class JoinToken:
     id: str
+    secret_sha256: str
     created: float
     expires: float
     used_by: str = ""
@@ -109,7 +117,9 @@ class NodeIdentities:
         db = self.db.db
         tokens = {
             row[0]: JoinToken(*row)
-            for row in db.execute("SELECT id, created, expires, used_by, used_at FROM join_tokens")
+            for row in db.execute(
+                "SELECT id, secret_sha256, created, expires, used_by, used_at FROM join_tokens"
+            )
         }
         nodes = dict(db.execute("SELECT node_id, password_bcrypt FROM node_identities"))
         return tokens, nodes
@@ -134,13 +144,9 @@ class NodeIdentities:
             users.append(NatsUser(JOIN_USER, self._join_hash, subjects.joiner_permissions()))
         return users
 
-    @property
+    @functools.cached_property
     def _join_hash(self) -> str:
-        cached: str | None = getattr(self, "_join_hash_cached", None)
-        if cached is None:
-            cached = bcrypt_hash(JOIN_PASSWORD)
-            self._join_hash_cached = cached
-        return cached
+        return bcrypt_hash(JOIN_PASSWORD)
 
     async def create_token(self, ttl: float = DEFAULT_TTL) -> tuple[str, JoinToken]:
         """A new one-time token; returns it (the only time its secret is seen) and its record."""
@@ -148,15 +154,19 @@ class NodeIdentities:
             raise ValueError(f"a join token's TTL is 1s to {MAX_TTL / 86400:.0f} days")
         token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         now = self.clock()
-        token = JoinToken(token_id, now, now + ttl)
+        token = JoinToken(token_id, _sha256(secret), now, now + ttl)
 
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO join_tokens (id, secret_sha256, created, expires) VALUES (?,?,?,?)",
-                (token_id, _sha256(secret), token.created, token.expires),
+                (token_id, token.secret_sha256, token.created, token.expires),
             )
 
         async with self._lock:
+            if sum(t.pending(now) for t in self.tokens.values()) >= MAX_PENDING:
+                raise TooManyTokens(
+                    f"{MAX_PENDING} join tokens are outstanding: use them or let them expire"
+                )
             await self.db.write(insert)
             self.tokens[token_id] = token
             await self._changed()
@@ -174,8 +184,7 @@ class NodeIdentities:
             raise JoinRefused("the password hash is not a bcrypt hash of cost 10-13")
         async with self._lock:
             token = self.tokens.get(token_id)
-            stored = await self.db.call(self._secret_of, token_id)
-            if token is None or stored is None or not hmac.compare_digest(stored, _sha256(secret)):
+            if token is None or not hmac.compare_digest(token.secret_sha256, _sha256(secret)):
                 raise JoinRefused(f"unknown join token {token_id}")
             if token.used_by == request.NodeID and self.nodes.get(request.NodeID) == (
                 request.PasswordHash
@@ -206,9 +215,7 @@ class NodeIdentities:
                 )
 
             await self.db.write(record)
-            self.tokens[token_id] = JoinToken(
-                token_id, token.created, token.expires, request.NodeID, now
-            )
+            self.tokens[token_id] = dataclasses.replace(token, used_by=request.NodeID, used_at=now)
             self.nodes[request.NodeID] = request.PasswordHash
             await self._changed()
         self._tidy_later(JOINER_GRACE + 1)
@@ -225,12 +232,6 @@ class NodeIdentities:
         if self._tidy is not None:
             self._tidy.cancel()
         self._tidy = asyncio.create_task(tidy(), name="identities-tidy")
-
-    def _secret_of(self, token_id: str) -> str | None:
-        row = self.db.db.execute(
-            "SELECT secret_sha256 FROM join_tokens WHERE id = ?", (token_id,)
-        ).fetchone()
-        return None if row is None else str(row[0])
 
     async def revoke(self, node_id: str) -> bool:
         """Deletes a node's NATS user (its connection closes); False if it had none."""

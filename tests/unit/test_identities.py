@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.orchestrator.identities import JOINER_GRACE, JoinRefused, NodeIdentities
+from edge.orchestrator.identities import (
+    JOINER_GRACE,
+    MAX_PENDING,
+    JoinRefused,
+    NodeIdentities,
+    TooManyTokens,
+)
 from edge.transport import subjects
 from edge.transport.messages import JoinRequest
 from edge.transport.server import JOIN_USER, EmbeddedNats, bcrypt_hash
@@ -130,3 +136,14 @@ def test_a_subject_names_its_sender() -> None:
     assert subjects.sender(subjects.LEGACY_UPDATES) is None
     assert subjects.impersonates(subjects.heartbeat("n-a"), "n-b")
     assert not subjects.impersonates(subjects.LEGACY_HEARTBEAT, "n-b")
+
+
+def test_outstanding_tokens_are_bounded(tmp_path: Path) -> None:
+    async def work(ids: NodeIdentities, reloads: list[int]) -> None:
+        for _ in range(MAX_PENDING):
+            await ids.create_token(600)
+        with pytest.raises(TooManyTokens, match="outstanding"):
+            await ids.create_token(600)
+        assert len(reloads) == MAX_PENDING
+
+    run(tmp_path, Clock(), work)
