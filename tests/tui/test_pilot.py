@@ -379,8 +379,17 @@ async def node_dialog(pilot: Pilot[Any], key: str, **answers: str) -> ConfirmScr
     )
     assert isinstance(dialog, ConfirmScreen)
     for field, text in answers.items():
-        await pilot.click(f"#ask-{field}")
+        box = dialog.query_one(f"#ask-{field}", Input)
+        # A click while the dialog is still laying out can miss its field: click until focused.
+        for _ in range(100):
+            await pilot.click(box)
+            if box.has_focus:
+                break
+            await pilot.pause(0.05)
+        assert box.has_focus, f"#ask-{field} never took the focus"
         await pilot.press(*text)
+        await until(pilot, lambda: box.value == text, f"{text!r} in #ask-{field}")  # noqa: B023
+    await pilot.pause()  # let Input.Changed reach the dialog, which rewrites its command
     return dialog
 
 
@@ -462,7 +471,8 @@ async def test_cordon_uncordon_and_drain_from_the_nodes_screen_and_the_detail(
         assert app.screen is dialog and len(app.command_log) == 3
         await pilot.click("#ask-deadline")
         await pilot.press("end", *["backspace"] * 4, *"10m")
-        assert dialog.command == f"bacedge node drain {a} --deadline 10m --api {c.api}"
+        drain = f"bacedge node drain {a} --deadline 10m --api {c.api}"
+        await until(pilot, lambda: dialog.command == drain, "the dialog to show the new command")
         await pilot.press("enter", "enter")
         entry = await outcome(pilot, posted, 4)
         assert entry.message == "Node edge-a draining; batch work moves in 10m", entry.message
