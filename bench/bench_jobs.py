@@ -10,9 +10,13 @@
                                                                      target <= 60 MB
   cli       wall time of a fresh `bacedge --version` and `bacedge job list --api URL`
             against a running cluster, p50 of 10 runs      target <= 150 ms / <= 250 ms
+  storm     a submission storm far beyond the pool (one node with 2 CPUs, jobs needing
+            1 CPU for 60 s): submission p50/p99, the API's read p50/p99 while it lasts
+            next to the same reads idle, and that every job is kept (queued, with its
+            reason, or running)                                    (issue 13: measure)
 
 Run: .venv/bin/python bench/bench_jobs.py [--wasm-jobs 200] [--noop-jobs 3000]
-     [--only latency,wasm,throughput,rss,cli]
+     [--only latency,wasm,throughput,rss,cli,storm] [--storm-jobs 3000]
 It only prints: no figure makes it fail.
 """
 
@@ -38,7 +42,7 @@ from common import cluster, describe, percentile, rss_mb, split_cluster  # noqa:
 
 JOBS = "/api/v1/orchestrator/jobs"
 BACEDGE_BIN = ROOT / ".venv" / "bin" / "bacedge"
-SECTIONS = ("latency", "wasm", "throughput", "rss", "cli")
+SECTIONS = ("latency", "wasm", "throughput", "rss", "cli", "storm")
 NOOP_JOB = {"Job": {"Type": "batch", "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}}
 
 
@@ -173,6 +177,9 @@ def cli_wall(argv: list[str], runs: int) -> tuple[list[float], str]:
     """Wall time of `runs` fresh processes of `argv` (after one untimed run), and the
     first output line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACEDGE_")}
+    # As installed: the untimed run writes bytecode the timed ones read (with this set,
+    # every run compiled bacedge's modules from source: ~90 ms of `job list` here).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     out = []
     first = ""
     for i in range(runs + 1):
@@ -271,6 +278,112 @@ def section_cli(args: argparse.Namespace) -> None:
     print(f"  bacedge job list  : {describe(listing)}   target p50 <= 250 ms")
 
 
+STORM_JOB = {
+    "Job": {
+        "Type": "batch",
+        "Tasks": [
+            {
+                "Name": "main",
+                "Engine": {"Type": "noop", "Params": {"SleepSeconds": 60}},
+                "Resources": {"CPU": "1"},
+            }
+        ],
+    }
+}
+READS = ("/api/v1/orchestrator/nodes", f"{JOBS}?limit=20", "/api/v1/agent/alive")
+
+
+async def read_latencies(session: aiohttp.ClientSession, until: asyncio.Event) -> list[float]:
+    """Reads a client makes while watching the cluster, one after another, timed."""
+    out = []
+    while not until.is_set():
+        for path in READS:
+            start = time.perf_counter()
+            async with session.get(path) as response:
+                response.raise_for_status()
+                await response.read()
+            out.append(time.perf_counter() - start)
+    return out
+
+
+async def storm(api: str, count: int, concurrency: int) -> tuple[list[float], list[float]]:
+    """(each submission's latency, the reads made meanwhile)."""
+    async with aiohttp.ClientSession(
+        api, connector=aiohttp.TCPConnector(limit=concurrency + 1)
+    ) as session:
+        remaining = iter(range(count))
+        submits: list[float] = []
+
+        async def worker() -> None:
+            for _ in remaining:
+                start = time.perf_counter()
+                async with session.put(JOBS, json=STORM_JOB) as response:
+                    response.raise_for_status()
+                    await response.read()
+                submits.append(time.perf_counter() - start)
+
+        over = asyncio.Event()
+        reader = asyncio.create_task(read_latencies(session, over))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        over.set()
+        return submits, await reader
+
+
+async def idle_reads(api: str, seconds: float) -> list[float]:
+    async with aiohttp.ClientSession(api) as session:
+        over = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, over.set)
+        return await read_latencies(session, over)
+
+
+def count_jobs(client: httpx.Client) -> tuple[dict[str, int], str]:
+    """Jobs per state (every page), and one queued job's message."""
+    states: dict[str, int] = {}
+    message, token = "", ""
+    while True:
+        params = {"limit": 1000, **({"next_token": token} if token else {})}
+        page = client.get(JOBS, params=params).json()
+        for job in page["Items"]:
+            state = job["State"]["StateType"]
+            states[state] = states.get(state, 0) + 1
+            if state == "Queued" and not message:
+                message = job["State"]["Message"]
+        token = page.get("NextToken") or ""
+        if not token:
+            return states, message
+
+
+def section_storm(args: argparse.Namespace) -> None:
+    print(
+        f"== (storm) {args.storm_jobs} jobs needing 1 CPU for 60 s each, submitted 64 at a "
+        "time to one node with 2 CPUs; reads of nodes, jobs and alive meanwhile"
+    )
+    env = {"BACEDGE_COMPUTE_CPU": "2"}
+    with cluster(1, engines="noop", env=env) as c:
+        idle = asyncio.run(idle_reads(c.api, 3.0))
+        start = time.perf_counter()
+        submits, busy = asyncio.run(storm(c.api, args.storm_jobs, 64))
+        took = time.perf_counter() - start
+        with httpx.Client(base_url=c.api, timeout=60) as client:
+            time.sleep(2.0)  # the last evaluations
+            states, message = count_jobs(client)
+        rss = rss_mb(c.procs[0].pid)
+    kept = sum(states.values())
+    print(f"  submissions        : {describe(submits)}   ({args.storm_jobs / took:.0f}/s)")
+    print(f"  API reads, idle    : {describe(idle)}")
+    print(f"  API reads, storm   : {describe(busy)}")
+    print(
+        f"  read p99 storm/idle: {percentile(busy, 99) / percentile(idle, 99):.1f}x   "
+        f"(p50 {percentile(busy, 50) / percentile(idle, 50):.1f}x)"
+    )
+    print(
+        f"  jobs kept {kept}/{args.storm_jobs} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(states.items()))}); "
+        f"process RSS {rss:.0f} MiB"
+    )
+    print(f"  a queued job says: {message!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,6 +394,7 @@ def main() -> None:
     parser.add_argument("--computes", default="1,10", help="throughput cluster sizes")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="rss: idle time")
     parser.add_argument("--cli-runs", type=int, default=10, help="cli: timed runs each")
+    parser.add_argument("--storm-jobs", type=int, default=3000, help="storm: jobs submitted")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma list of: {', '.join(SECTIONS)}"
     )
@@ -295,6 +409,7 @@ def main() -> None:
         "throughput": section_throughput,
         "rss": section_rss,
         "cli": section_cli,
+        "storm": section_storm,
     }
     for name in SECTIONS:
         if name in chosen:

@@ -36,7 +36,7 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class NodeSection(_Section):
@@ -213,6 +213,12 @@ class OrchestratorSection(_Section):
     plan_batch: int = Field(default=100, ge=1)  # partitions placed per job per scheduling step
     restart_delay: float = Field(default=1.0, gt=0)  # a service or daemon execution that exited
     restart_delay_max: float = Field(default=60.0, gt=0)  # doubles per quick exit, up to this
+    # A node that connects more than flap_limit times in flap_window seconds gets no new
+    # work for flap_backoff seconds, doubled per further connection up to flap_backoff_max.
+    flap_limit: int = Field(default=3, ge=0, le=10_000)  # 0: never back off
+    flap_window: float = Field(default=300.0, gt=0, le=86400)
+    flap_backoff: float = Field(default=30.0, gt=0, le=86400)
+    flap_backoff_max: float = Field(default=600.0, gt=0, le=7 * 86400)
 
 
 class ComputeSection(_Section):

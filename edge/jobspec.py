@@ -11,7 +11,6 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from edge.models import (
@@ -66,6 +65,8 @@ class SpecError(Exception):
 
 def parse_spec_text(text: str, source: str = "job spec") -> dict[str, Any]:
     """YAML or JSON text (JSON is YAML) to a dict, with the line of a syntax error."""
+    import yaml  # here: a CLI command that reads no spec does not pay for loading PyYAML
+
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except json.JSONDecodeError as exc:

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from edge import systemd
 from edge.compute.agent import ComputeNode
 from edge.compute.join import JoinError
@@ -27,6 +25,8 @@ from edge.transport.client import connect, connect_forever, describe, tls_contex
 from edge.transport.server import EmbeddedNats
 
 if TYPE_CHECKING:  # imported when the orchestrator starts: a compute node never loads them
+    from aiohttp import web
+
     from edge.orchestrator.identities import NodeIdentities
     from edge.orchestrator.results import ResultRelay
     from edge.orchestrator.service import Orchestrator
@@ -168,6 +168,8 @@ class Runtime:
         await self.relay.start()
         self.orch.submission_checks.append(lambda job: self.relay_check(job))
         api = Api(self.orch, cfg, self.node_info, self.relay, store_health=self.store_health)
+        from aiohttp import web
+
         self._site_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self._site_runner.setup()
         https = None

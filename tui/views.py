@@ -29,7 +29,6 @@ from edge.models import (
     JobStateType,
     NodeConnection,
     NodeMembership,
-    NodeScheduling,
     NodeState,
     display_type,
     format_bytes,
@@ -301,9 +300,8 @@ def _used(total: float, available: float) -> float:
 def node_status(node: NodeState) -> list[str]:
     """The connection, then bacedge's cordon or drain when the node takes no new work, as
     `bacedge node list` shows them (`CONNECTED,DRAINING`)."""
-    scheduling = node.Scheduling.Status
-    words = [node.ConnectionState.Status.value]
-    return words if scheduling == NodeScheduling.ELIGIBLE else [*words, scheduling.value]
+    word = node.Scheduling.word
+    return [node.ConnectionState.Status.value, *([word] if word else [])]
 
 
 def status_cell(node: NodeState) -> Cell:

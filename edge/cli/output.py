@@ -6,6 +6,7 @@ so it is tested without a terminal and without a server.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -18,7 +19,6 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 import click
-import yaml
 from pydantic import BaseModel
 
 from edge.models import (
@@ -27,7 +27,6 @@ from edge.models import (
     Job,
     JobHistory,
     NodeInfo,
-    NodeScheduling,
     NodeState,
     Resources,
     format_bytes,
@@ -58,6 +57,7 @@ _STATE_COLOURS: dict[str, str] = {
     "cordoned": "yellow",
     "draining": "yellow",
     "drained": "yellow",
+    "backoff": "yellow",
 }
 # IDs the way Bacalhau's CLI shortens them (idgen.ShortID, idgen.ShortNodeID): a one-letter
 # kind and a UUID (`j-…`, `e-…`, `n-…`) or a bare UUID keep the kind and the UUID's first 8
@@ -240,16 +240,21 @@ def to_data(value: Any) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (task output) as `|` blocks instead of escaped one-liners."""
+@functools.cache
+def _yaml_dumper() -> type[Any]:
+    """A SafeDumper writing multi-line strings (task output) as `|` blocks instead of
+    escaped one-liners; built on first use, so commands that print no YAML skip PyYAML."""
+    import yaml
 
+    def represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
-def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+    class BlockStringDumper(yaml.SafeDumper):
+        pass
 
-
-_Dumper.add_representer(str, _str_representer)
+    BlockStringDumper.add_representer(str, represent_str)
+    return BlockStringDumper
 
 
 def dump(value: Any, fmt: str) -> str:
@@ -258,8 +263,14 @@ def dump(value: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False)
     if fmt == "yaml":
+        import yaml
+
         return yaml.dump(
-            data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+            data,
+            Dumper=_yaml_dumper(),
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=False,
         ).rstrip("\n")
     raise ValueError(f"unknown output format {fmt!r}")
 
@@ -386,10 +397,10 @@ def nodes_table(nodes: Sequence[NodeState], colour: bool = False, wide: bool = F
         cpu, memory, disk, gpu = _capacity(info.AvailableCapacity, info.MaxCapacity)
         approval = node.Membership.value
         status = node.ConnectionState.Status.value
-        scheduling = node.Scheduling.Status
-        if scheduling != NodeScheduling.ELIGIBLE:  # as kubectl's "Ready,SchedulingDisabled"
-            status = f"{status},{scheduling.value}"
-            colour_of = state_colour(scheduling.value)
+        scheduling = node.Scheduling.word
+        if scheduling:  # as kubectl's "Ready,SchedulingDisabled"
+            status = f"{status},{scheduling}"
+            colour_of = state_colour(scheduling)
         else:
             colour_of = state_colour(status)
         rows.append(
@@ -562,13 +573,15 @@ def describe_node_info(info: NodeInfo) -> list[tuple[str, str]]:
 def _scheduling_fields(node: NodeState, colour: bool) -> list[tuple[str, str]]:
     """bacedge's cordon and drain, when the node is not simply eligible."""
     scheduling = node.Scheduling
-    if scheduling.Status == NodeScheduling.ELIGIBLE and not scheduling.Message:
+    if not scheduling.word and not scheduling.Message:
         return []
     return [
         ("Scheduling", paint_state(scheduling.Status.value, colour)),
         ("Since", format_rfc3339(scheduling.Since)),
         ("Drain Deadline", format_rfc3339(scheduling.DrainDeadline)),
         ("Reason", scheduling.Message),
+        ("Back-off Until", format_rfc3339(scheduling.BackOffUntil)),
+        ("Back-off Reason", scheduling.BackOffReason),
     ]
 
 

@@ -12,11 +12,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-
 from edge import s3 as s3conf
 from edge.compute.join import join, load_identity
 from edge.config import Config, ConfigError
@@ -49,7 +44,15 @@ from edge.publishers.local import archive_path
 from edge.storage import ObjectCache, build_input_providers
 from edge.storage.base import InputProvider, StoragePolicy
 from edge.transport import subjects
-from edge.transport.client import Identity, connect_forever, tls_context
+from edge.transport.client import (
+    Client,
+    Identity,
+    Msg,
+    NatsTimeout,
+    NoRespondersError,
+    connect_forever,
+    tls_context,
+)
 from edge.transport.messages import (
     CancelReply,
     CancelRequest,
@@ -538,7 +541,13 @@ class ComputeNode:
         without judging executions whose offer replies may still be in flight."""
         assert self.nc is not None
         self.info.ComputeNodeInfo.AvailableCapacity = self._available()
-        msg = await self.nc.request(subjects.handshake(self.node_id), encode(self.info), timeout=5)
+        why = subjects.CONNECTING if reconcile else subjects.UPDATING
+        msg = await self.nc.request(
+            subjects.handshake(self.node_id),
+            encode(self.info),
+            timeout=5,
+            headers={subjects.HANDSHAKE_HEADER: why},
+        )
         reply = decode(HandshakeReply, msg.data)
         if not reply.Accepted:
             log.error("orchestrator refused this node", extra={"reason": reply.Reason})

@@ -16,12 +16,15 @@ import secrets
 import ssl
 from pathlib import Path
 
-from nats.aio.client import Client
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-
 from edge.transport import subjects
-from edge.transport.client import Identity, connect, describe
+from edge.transport.client import (
+    Client,
+    Identity,
+    NatsTimeout,
+    NoRespondersError,
+    connect,
+    describe,
+)
 from edge.transport.messages import JoinReply, JoinRequest, decode, encode
 from edge.transport.server import JOIN_PASSWORD, JOIN_USER, bcrypt_hash
 

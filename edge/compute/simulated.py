@@ -16,10 +16,9 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from nats.aio.client import Client
-
 from edge.config import Config
 from edge.models import Inventory, Resources
+from edge.transport.client import Client
 
 from .agent import ComputeNode
 from .ledger import Ledger, LedgerDB

@@ -12,8 +12,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from edge.models import GPUInfo
 
@@ -39,6 +38,19 @@ def visible_devices(gpus: Sequence[GPUInfo]) -> str:
     return ",".join(gpu_name(g) for g in gpus)
 
 
+def _read_spec(path: Path) -> Any:
+    """A CDI spec file's data; PyYAML is loaded only when a node has YAML specs."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        return json.loads(text)
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def cdi_device_names(kind: str = NVIDIA_KIND, dirs: Iterable[Path] = CDI_DIRS) -> set[str]:
     """The device names of `kind` that the CDI specs in `dirs` declare."""
     names: set[str] = set()
@@ -49,9 +61,8 @@ def cdi_device_names(kind: str = NVIDIA_KIND, dirs: Iterable[Path] = CDI_DIRS) -
             continue
         for path in files:
             try:
-                text = path.read_text()
-                spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            except (OSError, ValueError, yaml.YAMLError) as exc:
+                spec = _read_spec(path)
+            except (OSError, ValueError) as exc:
                 log.warning("unreadable CDI spec", extra={"path": str(path), "error": str(exc)})
                 continue
             if not isinstance(spec, dict) or spec.get("kind") != kind:

@@ -33,10 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
-from podman import PodmanClient
-from podman.api.client import APIResponse
-from podman.domain.containers import Container
-from podman.errors import APIError
+
+from edge.lazy import optional_extras_hidden
+
+with optional_extras_hidden("rich"):  # podman-py's pull progress bars: never shown here
+    from podman import PodmanClient
+    from podman.api.client import APIResponse
+    from podman.domain.containers import Container
+    from podman.errors import APIError
 
 from edge.models import LOST_DETAIL, NetworkType, ResourceError, Task, format_bytes
 from edge.models.node import ImageRef, find_image, registry_allowed

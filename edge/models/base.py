@@ -15,7 +15,9 @@ class WireModel(BaseModel):
     gets the same tolerance without a separate normalisation pass.
     """
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", validate_default=False)
+    model_config = ConfigDict(
+        populate_by_name=True, extra="ignore", validate_default=False, defer_build=True
+    )
 
     _key_map: ClassVar[dict[str, str]] = {}
     _wire_keys: ClassVar[frozenset[str]] = frozenset()

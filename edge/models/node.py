@@ -206,6 +206,18 @@ class SchedulingState(WireModel):
     Message: str = ""
     Since: str = ""  # RFC 3339
     DrainDeadline: str = ""  # RFC 3339; empty: batch work on a draining node may finish
+    # Set by the orchestrator, not an operator: a node that keeps reconnecting gets no new
+    # work until then, whatever its Status ([orchestrator] flap_limit).
+    BackOffUntil: str = ""  # RFC 3339
+    BackOffReason: str = ""
+
+    @property
+    def word(self) -> str:
+        """What `node list` adds to the connection (`CONNECTED,CORDONED`); "" when the
+        node takes work as any Bacalhau node does."""
+        if self.Status != NodeScheduling.ELIGIBLE:
+            return self.Status.value
+        return "BACKOFF" if self.BackOffUntil else ""
 
 
 class NodeState(WireModel):
@@ -229,7 +241,7 @@ class NodeState(WireModel):
                 "Connection": state["Status"],
                 **data,
             }
-        if self.Scheduling.Status == NodeScheduling.ELIGIBLE and not self.Scheduling.Message:
+        if not self.Scheduling.word and not self.Scheduling.Message:
             data.pop("Scheduling", None)
         return data
 

@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-
 from edge.sqlite import SqliteThread
 from edge.transport import subjects
+from edge.transport.client import Client, Msg
 from edge.transport.messages import JoinReply, JoinRequest, decode, encode
 from edge.transport.server import JOIN_PASSWORD, JOIN_USER, NatsUser, bcrypt_hash
 

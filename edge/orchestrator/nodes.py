@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from edge.models import (
@@ -30,6 +31,8 @@ class LiveNode:
     allocated: Resources = field(default_factory=Resources)
     active: set[str] = field(default_factory=set)  # execution IDs placed here, not terminal
     gpus_used: frozenset[str] = frozenset()  # gpu_key of each GPU reserved by an execution
+    connections: deque[float] = field(default_factory=deque)  # monotonic, within the window
+    backoff_until: float = 0.0  # monotonic; 0: takes work (FlapPolicy)
 
     @property
     def node_id(self) -> str:
@@ -42,8 +45,12 @@ class LiveNode:
 
     @property
     def eligible(self) -> bool:
-        """Takes new work: schedulable and neither cordoned nor drained."""
-        return self.schedulable and self.state.Scheduling.Status == NodeScheduling.ELIGIBLE
+        """Takes new work: schedulable, neither cordoned nor drained, not backing off."""
+        return (
+            self.schedulable
+            and self.state.Scheduling.Status == NodeScheduling.ELIGIBLE
+            and not self.backoff_until
+        )
 
     @property
     def draining(self) -> bool:
@@ -70,28 +77,61 @@ def gpu_key(gpu: GPUInfo) -> str:
     return gpu.UUID or f"#{gpu.Index}"
 
 
+@dataclass(frozen=True)
+class FlapPolicy:
+    """How a node that keeps reconnecting is kept from thrashing the scheduler.
+
+    Each connection of a node (its first, a reconnect after its link dropped, a restart)
+    is counted over `window` seconds; past `limit` the node gets no new work for `backoff`
+    seconds, doubled for each further connection up to `backoff_max`. What it runs stays:
+    only offers stop, which a node that vanishes every few seconds would lose and have
+    placed again. `limit` 0: never back off.
+    """
+
+    limit: int = 3
+    window: float = 300.0
+    backoff: float = 30.0
+    backoff_max: float = 600.0
+
+    def hold(self, connections: int) -> float:
+        """Seconds without new work for a node with `connections` in the window; 0: none."""
+        if self.limit <= 0 or connections <= self.limit:
+            return 0.0
+        return min(self.backoff_max, self.backoff * 2 ** min(connections - self.limit - 1, 32))
+
+
 class NodeManager:
     """The nodes, and their index for placement: every change to a node's connection,
     membership, scheduling, info or work goes through here, which keeps the index current."""
 
     def __init__(
-        self, heartbeat_timeout: float, auto_approve: bool, disconnect_grace: float = 0.0
+        self,
+        heartbeat_timeout: float,
+        auto_approve: bool,
+        disconnect_grace: float = 0.0,
+        flap: FlapPolicy | None = None,
     ) -> None:
         self.heartbeat_timeout = heartbeat_timeout
         self.auto_approve = auto_approve
         self.disconnect_grace = disconnect_grace
+        self.flap = flap or FlapPolicy()
         self.nodes: dict[str, LiveNode] = {}
         self.index = NodeIndex(self.nodes)
+        self._backing_off: set[str] = set()
 
     def load(self, states: list[NodeState]) -> None:
-        """Known nodes from the store start disconnected, with one timeout's grace to return."""
+        """Known nodes from the store start disconnected, with one timeout's grace to return
+        (and no back-off: the connections that earned one were counted by another process)."""
         now = time.monotonic()
         for state in states:
             state.ConnectionState.Status = NodeConnection.DISCONNECTED
+            state.Scheduling.BackOffUntil = state.Scheduling.BackOffReason = ""
             node = self.nodes[state.node_id] = LiveNode(state=state, last_seen=now)
             self.index.update(node)
 
-    def handshake(self, info: NodeInfo) -> LiveNode:
+    def handshake(self, info: NodeInfo, connecting: bool = False) -> LiveNode:
+        """A node's info, on a new connection (`connecting`: the node says it connected,
+        restarted or was forgotten here) or as an update of a connected node's facts."""
         now = rfc3339()
         node = self.nodes.get(info.NodeID)
         if node is None:
@@ -100,6 +140,8 @@ class NodeManager:
             self.nodes[info.NodeID] = node
         node.state.Info = info
         conn = node.state.ConnectionState
+        if connecting or conn.Status != NodeConnection.CONNECTED:
+            self._count_connection(node)
         if conn.Status != NodeConnection.CONNECTED:
             conn.ConnectedSince = now
         conn.Status = NodeConnection.CONNECTED
@@ -108,6 +150,41 @@ class NodeManager:
         node.last_seen = time.monotonic()
         self.index.update(node)
         return node
+
+    def _count_connection(self, node: LiveNode) -> None:
+        now = time.monotonic()
+        window = node.connections
+        window.append(now)
+        while window and window[0] < now - self.flap.window:
+            window.popleft()
+        hold = self.flap.hold(len(window))
+        if not hold:
+            return
+        node.backoff_until = now + hold
+        self._backing_off.add(node.node_id)
+        scheduling = node.state.Scheduling
+        scheduling.BackOffUntil = rfc3339(time.time_ns() + int(hold * 1e9))
+        scheduling.BackOffReason = (
+            f"connected {len(window)} times in {self.flap.window:g}s: no new work for "
+            f"{hold:g}s, doubled while it keeps reconnecting (work it runs stays)"
+        )
+
+    def end_backoffs(self) -> list[LiveNode]:
+        """Nodes whose back-off has just run out: they take new work again."""
+        now = time.monotonic()
+        ended = []
+        for node_id in list(self._backing_off):
+            node = self.nodes.get(node_id)
+            if node is not None and node.backoff_until > now:
+                continue
+            self._backing_off.discard(node_id)
+            if node is None:
+                continue
+            node.backoff_until = 0.0
+            node.state.Scheduling.BackOffUntil = node.state.Scheduling.BackOffReason = ""
+            self.index.update(node)
+            ended.append(node)
+        return ended
 
     def heartbeat(self, node_id: str, available: Resources, running: int, queued: int) -> bool:
         """False when the node is unknown here (it must handshake again)."""
@@ -198,6 +275,8 @@ class NodeManager:
             Message=message,
             Since=rfc3339(now),
             DrainDeadline=rfc3339(now + int(deadline * 1e9)) if deadline is not None else "",
+            BackOffUntil=node.state.Scheduling.BackOffUntil,  # the operator's word is not this
+            BackOffReason=node.state.Scheduling.BackOffReason,
         )
         self.index.update(node)
         return node
@@ -230,4 +309,5 @@ class NodeManager:
         node = self.get(node_id)
         del self.nodes[node.node_id]
         self.index.discard(node.node_id)
+        self._backing_off.discard(node.node_id)
         return node

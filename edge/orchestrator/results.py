@@ -12,16 +12,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-
 from edge import s3
 from edge.config import Config
 from edge.models import ComputeStateType, Execution
 from edge.publishers.keys import published_key
 from edge.transport import subjects
+from edge.transport.client import Client, Msg, NatsTimeout, NoRespondersError
 from edge.transport.messages import PresignReply, PresignRequest, ResultChunkRequest, encode
 
 from .errors import BadRequest, NotFound, NotRelayable, Unavailable

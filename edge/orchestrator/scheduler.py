@@ -30,7 +30,7 @@ class Unfit(Enum):
     CONSTRAINTS = "constraints"
     TOO_SMALL = "too small"
     BUSY = "busy"  # waiting for capacity can help
-    CORDONED = "cordoned"  # waiting for an operator to uncordon can help
+    CORDONED = "cordoned"  # waiting for an operator to uncordon (or a back-off) can help
     REFUSED = "refused"  # the node's bidder refused this job
     FAILED_HERE = "failed here"  # the task failed on this node already
     TAKEN = "taken"  # runs or ran this job already (ops and daemon jobs: once per node)

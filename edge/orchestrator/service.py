@@ -18,11 +18,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-
 from edge import jobspec
 from edge.config import Config
 from edge.metrics import OrchestratorMetrics
@@ -52,6 +47,7 @@ from edge.models import (
 from edge.models.node import NodeConnection
 from edge.orchestrator.identities import NodeIdentities
 from edge.transport import subjects
+from edge.transport.client import Client, Msg, NatsTimeout, NoRespondersError
 from edge.transport.messages import (
     CancelRequest,
     ExecutionUpdate,
@@ -73,7 +69,7 @@ from . import planners
 from .errors import BadRequest, NotFound
 from .events import EventBus
 from .history import execution_event, job_event
-from .nodes import LiveNode, NodeManager, gpu_key
+from .nodes import FlapPolicy, LiveNode, NodeManager, gpu_key
 from .planners import Plan, PlanContext
 from .scheduler import explain, matching_nodes
 from .store import Batch, Store
@@ -111,7 +107,15 @@ class Orchestrator:
         self.nc = nc
         self.identities: NodeIdentities | None = None  # with the embedded NATS: join tokens
         self.nodes = NodeManager(
-            self.cfg.node_heartbeat_timeout, self.cfg.auto_approve_nodes, self.cfg.disconnect_grace
+            self.cfg.node_heartbeat_timeout,
+            self.cfg.auto_approve_nodes,
+            self.cfg.disconnect_grace,
+            FlapPolicy(
+                self.cfg.flap_limit,
+                self.cfg.flap_window,
+                self.cfg.flap_backoff,
+                self.cfg.flap_backoff_max,
+            ),
         )
         self.jobs: dict[str, Job] = {}
         self.executions: dict[str, Execution] = {}
@@ -259,7 +263,7 @@ class Orchestrator:
             Previous=previous,
             Connection=state.ConnectionState.Status.value,
             Membership=state.Membership.value,
-            Scheduling=state.Scheduling.Status.value,
+            Scheduling=state.Scheduling.word or state.Scheduling.Status.value,
         )
 
     def _set_job_state(
@@ -475,8 +479,8 @@ class Orchestrator:
         nodes = [n for n in connected if n.eligible]
         if not nodes:
             return [
-                "every connected node is cordoned or draining: "
-                "the job waits in the queue until one is uncordoned (`bacedge node uncordon`)"
+                "every connected node is cordoned, draining or backing off: the job waits "
+                "in the queue until one is uncordoned (`bacedge node uncordon`) or steady"
             ]
         matching, reasons = matching_nodes(job, need, nodes)
         if matching:
@@ -896,9 +900,21 @@ class Orchestrator:
             return
         known = self.nodes.nodes.get(info.NodeID)
         before = known.state.ConnectionState.Status.value if known is not None else ""
-        node = self.nodes.handshake(info)
+        backing_off = known is not None and known.backoff_until > 0
+        connecting = (msg.headers or {}).get(subjects.HANDSHAKE_HEADER) == subjects.CONNECTING
+        node = self.nodes.handshake(info, connecting)
         if before != node.state.ConnectionState.Status.value:
             self._node_event("node.connection", node, before)
+        if node.backoff_until and not backing_off:
+            self._node_event("node.scheduling", node, node.state.Scheduling.Status.value)
+            log.warning(
+                "node reconnects too often; no new work for it until its back-off ends",
+                extra={
+                    "node_id": node.node_id,
+                    "until": node.state.Scheduling.BackOffUntil,
+                    "why": node.state.Scheduling.BackOffReason,
+                },
+            )
         self._reconcile.discard(info.NodeID)  # this handshake is the reconciliation
         await self.store.put_node(node.state)
         now = time.monotonic()
@@ -1024,6 +1040,12 @@ class Orchestrator:
 
     async def _sweep(self) -> None:
         batch = Batch()
+        for node in self.nodes.end_backoffs():
+            self._node_event("node.scheduling", node, "BACKOFF")
+            await self.store.put_node(node.state)
+            log.info("node back-off over; it takes new work", extra={"node_id": node.node_id})
+            for job_id in self.jobs:
+                self._enqueue(job_id)
         disconnected, lost = self.nodes.expire()
         for node in disconnected:
             self._node_event("node.connection", node, NodeConnection.CONNECTED.value)

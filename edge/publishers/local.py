@@ -12,13 +12,15 @@ import asyncio
 import logging
 import re
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from edge.archive import pack
 from edge.models import SpecConfig
 
 from .base import PublishError, PublishRequest
+
+if TYPE_CHECKING:  # aiohttp loads with the first archive: an idle node holds no HTTP server
+    from aiohttp import web
 
 log = logging.getLogger("bacedge.publishers")
 
@@ -38,31 +40,47 @@ class LocalPublisher:
         self.port = port
         self.address = address or ("127.0.0.1" if host in ("", "0.0.0.0", "::") else host)
         self._runner: web.AppRunner | None = None
+        self._starting = asyncio.Lock()
+        self._tried = False
+        self.serves = False  # set by start(): a node that serves its own archives
 
     async def start(self) -> None:
-        """Serves archives; a port already taken only costs direct downloads (the
-        orchestrator still relays them), so it is a warning, not a failed start."""
+        """Serves the archives already on the node at once; a node with none starts its
+        server with its first archive (aiohttp is about 20 MiB of an idle agent)."""
+        self.serves = True
         self.published_dir.mkdir(parents=True, exist_ok=True)
-        app = web.Application()
-        app.router.add_get("/{name}", self._serve)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            log.warning(
-                "local results server not started; results are still served through the "
-                "orchestrator",
-                extra={"port": self.port, "error": exc.strerror or str(exc)},
-            )
-            return
-        self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        if any(self.published_dir.glob("*.tar.gz")):
+            await self._serve_once()
+
+    async def _serve_once(self) -> None:
+        """Start serving, tried once per process: a port already taken only costs direct
+        downloads (the orchestrator still relays them), so it is a warning, not a failure."""
+        async with self._starting:
+            if self._tried:
+                return
+            self._tried = True
+            from aiohttp import web
+
+            app = web.Application()
+            app.router.add_get("/{name}", self._serve)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                await runner.cleanup()
+                log.warning(
+                    "local results server not started; results are still served through the "
+                    "orchestrator",
+                    extra={"port": self.port, "error": exc.strerror or str(exc)},
+                )
+                return
+            self._runner = runner
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -74,6 +92,8 @@ class LocalPublisher:
         return self._runner is not None
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         match = ARCHIVE_NAME.match(request.match_info["name"])
         path = archive_path(self.published_dir, match.group(1)) if match else None
         if path is None or not path.is_file():
@@ -92,5 +112,7 @@ class LocalPublisher:
             raise PublishError(
                 f"cannot write {target.name} on the node ({exc.strerror or exc}): free disk space"
             ) from None
+        if self.serves:
+            await self._serve_once()
         url = f"http://{self.address}:{self.port}/{target.name}"
         return SpecConfig(Type="urlDownload", Params={"URL": url})

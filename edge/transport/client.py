@@ -9,7 +9,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nats.aio.client import Client
+from edge.lazy import optional_extras_hidden
+
+# bacedge speaks NATS over TCP and TLS; nats-py loads aiohttp at import for its WebSocket
+# transport only (~20 MiB of a compute node that never serves HTTP). Every bacedge module
+# takes nats-py's names from here, so this is the first import of nats-py in any process.
+with optional_extras_hidden("aiohttp"):
+    from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+__all__ = ["Client", "Identity", "Msg", "NatsTimeout", "NoRespondersError", "connect"]
 
 log = logging.getLogger("bacedge.nats")
 

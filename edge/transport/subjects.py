@@ -32,6 +32,13 @@ def _from_node(node_id: str, kind: str) -> str:
     return f"{PREFIX}.node.{node_id}.{kind}"
 
 
+HANDSHAKE_HEADER = "Bacedge-Handshake"
+"""Why a node sends its info: CONNECTING (it started, reconnected or was forgotten; each
+counts towards [orchestrator] flap_limit) or UPDATING (a fact changed while connected)."""
+CONNECTING = "connect"
+UPDATING = "update"
+
+
 def handshake(node_id: str) -> str:
     """Request: NodeInfo -> HandshakeReply."""
     return _from_node(node_id, "handshake")

@@ -102,6 +102,9 @@ class Cluster:
     procs: list[Proc] = field(default_factory=list)
     heartbeat: float = 1.0
     disconnect_grace: float = 0.0  # tests of failover need it at once; grace tests set it
+    # Tests restart nodes and cut links far faster than any real node flaps: no back-off,
+    # except in the tests of it, which set it.
+    flap_limit: int = 0
 
     @property
     def api(self) -> str:
@@ -153,6 +156,7 @@ class Cluster:
             self.env(
                 BACEDGE_ORCHESTRATOR_NODE_HEARTBEAT_TIMEOUT=str(self.heartbeat * 4),
                 BACEDGE_ORCHESTRATOR_DISCONNECT_GRACE=str(self.disconnect_grace),
+                BACEDGE_ORCHESTRATOR_FLAP_LIMIT=str(self.flap_limit),
                 **env,
             ),
         ).start()

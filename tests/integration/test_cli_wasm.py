@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -63,6 +64,9 @@ def test_wasm_job_with_local_input_and_results(single: Cluster, tmp_path: Path) 
     # Bacalhau's local publisher shape: the node serves <execution>.tar.gz over HTTP.
     assert published["Type"] == "urlDownload"
     assert published["Params"]["URL"].endswith(f"/{execution['ID']}.tar.gz")
+    # The node's results server started with its first archive and serves it directly.
+    direct = httpx.get(published["Params"]["URL"], timeout=30)
+    assert direct.status_code == 200 and direct.content[:2] == b"\x1f\x8b", direct.status_code
     assert execution["RunOutput"]["Stdout"] == "edge data\n"
     results = single.cli("job", "describe", job_id, check=True).stdout
     assert "edge data" in results

@@ -24,6 +24,7 @@ from textual.widget import Widget
 
 from tests.integration.cluster import Cluster
 from tests.wasm_build import build_wasm
+from tui.screens import ConfirmScreen
 
 from .fake_api import bacalhau_app
 
@@ -127,6 +128,19 @@ async def until(pilot: Pilot[Any], check: Callable[[], T], what: str, timeout: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
         await pilot.pause(0.05)
+
+
+async def confirm_dialog(pilot: Pilot[Any], what: str = "the dialog") -> ConfirmScreen:
+    """The confirmation dialog once it is ready for keys: mounted, its Cancel focused (a key
+    pressed before that can reach the screen below on a loaded machine)."""
+    app = pilot.app
+
+    def ready() -> ConfirmScreen | None:
+        screen = app.screen
+        ok = isinstance(screen, ConfirmScreen) and screen.is_mounted and screen.focused
+        return screen if ok and isinstance(screen, ConfirmScreen) else None
+
+    return await until(pilot, ready, what)
 
 
 def text_of(widget: Widget) -> str:

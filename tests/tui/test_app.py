@@ -31,7 +31,7 @@ from tui.screens import (
 )
 from tui.widgets import ConnectionBanner, KeyedTable
 
-from .conftest import serving, text_of, until
+from .conftest import confirm_dialog, serving, text_of, until
 from .fake_api import (
     BACALHAU_JOB_ID,
     NOW,
@@ -207,10 +207,7 @@ async def test_a_drain_sends_its_reason_and_deadline() -> None:
         await until(pilot, lambda: table.row_count == 4, "the nodes")
         table.select_key(node)
         await pilot.press("D")
-        dialog = await until(
-            pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the dialog"
-        )
-        assert isinstance(dialog, ConfirmScreen)
+        dialog = await confirm_dialog(pilot, "the dialog")
         question = text_of(dialog.query_one("#dialog-question", Static))
         assert f"Drain node edge-gpu-01 ({node})?" in question and "deadline" in question
         await pilot.press("tab")  # from Cancel: the button, then the first field

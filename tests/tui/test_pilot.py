@@ -30,7 +30,7 @@ from tui.state import CommandEntry
 from tui.widgets import ConnectionBanner, KeyedTable, LogView
 from tui.widgets.log_view import ERROR_RE
 
-from .conftest import noop_job, text_of, unique, until, wasm_job
+from .conftest import confirm_dialog, noop_job, text_of, unique, until, wasm_job
 
 JOBS = "/api/v1/orchestrator/jobs"
 
@@ -241,10 +241,7 @@ async def test_stop_needs_confirmation_and_cancel_sends_nothing(cluster: Cluster
             await until(pilot, lambda: table.cells(job_id) is not None, "the running job")
             table.select_key(job_id)
             await pilot.press("x")
-            dialog = await until(
-                pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the dialog"
-            )
-            assert isinstance(dialog, ConfirmScreen)
+            dialog = await confirm_dialog(pilot, "the dialog")
             assert dialog.command.startswith(f"bacedge job stop {job_id}")
             assert f"--api {cluster.api}" in dialog.command
             await pilot.press("escape")
@@ -261,7 +258,7 @@ async def test_stop_needs_confirmation_and_cancel_sends_nothing(cluster: Cluster
             assert app.command_log == []
 
             await pilot.press("x")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
+            await confirm_dialog(pilot)
             await pilot.press("y")
             finished = await until(
                 pilot,
@@ -343,10 +340,7 @@ async def test_node_approval(own_cluster: Cluster) -> None:
         assert table.cells(node_id)[3].text == "PENDING"  # type: ignore[index]
         table.select_key(node_id)
         await pilot.press("a")
-        dialog = await until(
-            pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the dialog"
-        )
-        assert isinstance(dialog, ConfirmScreen)
+        dialog = await confirm_dialog(pilot, "the dialog")
         assert dialog.command == f"bacedge node approve {node_id} --api {c.api}"
         await pilot.press("y")
         await until(pilot, lambda: any(isinstance(m, ActionFinished) for m in posted), "approval")
@@ -372,12 +366,8 @@ def scheduling(cluster: Cluster, node_id: str) -> dict[str, str]:
 
 async def node_dialog(pilot: Pilot[Any], key: str, **answers: str) -> ConfirmScreen:
     """Press a node action's key, then type the answers into the dialog's fields."""
-    app = pilot.app
     await pilot.press(key)
-    dialog = await until(
-        pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, f"the {key} dialog"
-    )
-    assert isinstance(dialog, ConfirmScreen)
+    dialog = await confirm_dialog(pilot, f"the {key} dialog")
     for field, text in answers.items():
         box = dialog.query_one(f"#ask-{field}", Input)
         # A click while the dialog is still laying out can miss its field: click until focused.

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from edge.executors import library_loads
-from edge.lazy import lazy_module
+from edge.lazy import lazy_module, optional_extras_hidden
 
 
 def test_a_lazy_module_loads_on_first_attribute_read() -> None:
@@ -45,3 +45,27 @@ def test_an_idle_wasm_engine_holds_no_wasmer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["['wasm']", "True"], out.stdout + out.stderr
+
+
+def test_hidden_extras_fail_to_import_inside_the_block_only() -> None:
+    sys.modules.pop("zipapp", None)
+    with optional_extras_hidden("zipapp", "json"):  # json is loaded already: left alone
+        with pytest.raises(ImportError):
+            import zipapp  # noqa: F401
+        import json  # noqa: F401
+    assert lazy_module("zipapp").create_archive  # importable again after the block
+
+
+def test_a_compute_node_loads_no_extra_it_does_not_use() -> None:
+    """The agent's modules (with Podman and the local publisher) must not bring in aiohttp
+    (nats-py's WebSocket transport, the results server before its first archive), rich
+    (httpx's CLI, podman-py's progress bars), PyYAML or Textual: each is memory an idle
+    edge node would hold for nothing."""
+    code = (
+        "import sys, edge.runtime, edge.compute.agent, edge.executors.podman, httpx\n"
+        "import edge.publishers as p\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'aiohttp', 'rich', 'yaml', 'textual', 'pygments'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

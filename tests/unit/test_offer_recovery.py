@@ -61,6 +61,7 @@ class FakeMsg:
         self.data = data
         self.subject = subject  # from the node itself: sender() reads the ID in it
         self.reply = "_INBOX.test"
+        self.headers: dict[str, str] | None = None  # as nats-py, when the sender set none
         self.answer: bytes | None = None
 
     async def respond(self, data: bytes) -> None:

@@ -111,7 +111,8 @@ class NodePool:
 
     @property
     def closed(self) -> dict[str, Reason]:
-        """Connected nodes that take no new work (cordoned, draining, drained), and why."""
+        """Connected nodes that take no new work (cordoned, draining, drained, backing off),
+        and why."""
         return self._membership()
 
     def _membership(self) -> dict[str, Reason]:
@@ -121,8 +122,13 @@ class NodePool:
                 if node.schedulable:
                     self._connected += 1
                     if not node.eligible:
-                        status = node.state.Scheduling.Status.value.lower()
-                        self._closed[node.node_id] = Reason(Unfit.CORDONED, f"are {status}")
+                        word = node.state.Scheduling.word
+                        text = (
+                            "are backing off after reconnecting too often"
+                            if word == "BACKOFF"
+                            else f"are {word.lower()}"
+                        )
+                        self._closed[node.node_id] = Reason(Unfit.CORDONED, text)
         return self._closed
 
     def draining(self, execution: Execution) -> bool:
