@@ -60,6 +60,7 @@ class Scale(BenchCluster):
     """An orchestrator process and a simulator process (`devstack --simulated`)."""
 
     profile: Path | None = None  # cProfile the orchestrator into this directory
+    settings: dict[str, str] = {}  # BACEDGE_* for the orchestrator only (--set)
     tree: Path | None = None  # run the orchestrator from this checkout (before/after)
 
     def start_orchestrator(self, data_dir: Path, tag: str = "") -> psutil.Process:
@@ -79,8 +80,9 @@ class Scale(BenchCluster):
             out = self.profile / f"orchestrator-{tag or len(self.procs)}.prof"
             command = [sys.executable, str(ROOT / "bench" / "profiled.py"), str(out)]
         env = self.env
+        self.env = {**env, **self.settings}
         if self.tree is not None:  # its `edge` first on the path (-P: not the cwd's)
-            self.env = {**env, "PYTHONPATH": str(self.tree)}
+            self.env["PYTHONPATH"] = str(self.tree)
             command.insert(1, "-P")
         try:
             proc = self._spawn(*args, command=command)
@@ -204,7 +206,7 @@ def bench_placements(args: argparse.Namespace, nodes: int) -> None:
     print(f"== placements/s on {nodes:,} simulated nodes ({load()})")
     with tempfile.TemporaryDirectory(prefix="bacedge-scale-") as tmp:
         scale = Scale(Path(tmp))
-        scale.profile, scale.tree = args.profile, args.orchestrator_tree
+        scale.profile, scale.tree, scale.settings = args.profile, args.orchestrator_tree, args.set
         try:
             orch = scale.start_orchestrator(Path(tmp) / "orch", f"placements-{nodes}")
             sim = scale.simulate(nodes)
@@ -269,7 +271,7 @@ def bench_heartbeats(args: argparse.Namespace) -> None:
     print(f"== heartbeat load: {nodes:,} nodes every {interval:g} s ({load()})")
     with tempfile.TemporaryDirectory(prefix="bacedge-scale-") as tmp:
         scale = Scale(Path(tmp))
-        scale.profile, scale.tree = args.profile, args.orchestrator_tree
+        scale.profile, scale.tree, scale.settings = args.profile, args.orchestrator_tree, args.set
         try:
             orch = scale.start_orchestrator(Path(tmp) / "orch", "heartbeats")
             sim = scale.simulate(nodes, interval)
@@ -461,7 +463,7 @@ def drop_caches() -> bool:
 
 def _boot(tmp: Path, data: Path, args: argparse.Namespace, tag: str) -> tuple[float, float]:
     scale = Scale(tmp)
-    scale.profile, scale.tree = args.profile, args.orchestrator_tree
+    scale.profile, scale.tree, scale.settings = args.profile, args.orchestrator_tree, args.set
     try:
         start = time.perf_counter()
         scale.start_orchestrator(data, tag)
@@ -495,7 +497,16 @@ def main() -> None:
         help="run the orchestrator from this checkout (e.g. `git worktree add /tmp/before "
         "HEAD~3`), the simulated nodes from this one: before/after figures",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an orchestrator setting as its environment variable, e.g. "
+        "BACEDGE_ORCHESTRATOR_PLAN_BATCH=500 (repeatable): figures for another configuration",
+    )
     args = parser.parse_args()
+    args.set = dict(item.split("=", 1) for item in args.set)
     only = {part.strip() for part in args.only.split(",")}
     if "placements" in only:
         for nodes in [int(n) for n in args.nodes.split(",") if n]:

@@ -16,6 +16,7 @@ from edge.models import (
     SpecConfig,
     WireModel,
 )
+from edge.models.base import EXACT_KEYS
 
 M = TypeVar("M", bound=WireModel)
 
@@ -25,7 +26,8 @@ def encode(message: WireModel) -> bytes:
 
 
 def decode(kind: type[M], data: bytes) -> M:
-    return kind.model_validate_json(data)
+    """A message from another bacedge process, written by `encode`: exact keys."""
+    return kind.model_validate_json(data, context=EXACT_KEYS)
 
 
 class HandshakeReply(WireModel):
