@@ -573,7 +573,10 @@ class ComputeNode:
         )
 
     async def _report_unknown(self, execution_id: str) -> None:
-        """An execution the orchestrator placed here that this node never ran (or forgot)."""
+        """An execution the orchestrator placed here that this node never ran (or forgot):
+        an offer that never arrived, or one accepted just before a crash (the reply goes out
+        before the ledger's write). Lost with the node, never the task's failure, so the
+        orchestrator may place it here again."""
         execution = await self.ledger.get(execution_id)
         if execution is not None and execution.terminal:
             return  # finished and acknowledged; the orchestrator will catch up
@@ -581,8 +584,9 @@ class ComputeNode:
             execution or Execution(ID=execution_id),
             Outcome(
                 ComputeStateType.FAILED,
-                "the compute node has no record of this execution "
-                "(it was lost in a crash before it started)",
+                "the compute node has no record of this execution: it never arrived, or the "
+                "node restarted before it started",
+                details={LOST_DETAIL: "node restarted"},
             ),
         )
 

@@ -221,3 +221,23 @@ async def test_an_offer_nobody_listens_for_is_lost_at_once(store: Store) -> None
     assert not orch._chase_at and not orch._in_flight
     stored = await store.get_execution(execution.ID)
     assert stored is not None and stored.state == ComputeStateType.FAILED
+
+
+async def test_a_node_without_a_record_of_an_execution_reports_it_lost(tmp_path: Path) -> None:
+    """A node accepts an offer before its ledger's write (off the round trip); a crash in
+    between leaves the orchestrator with an accepted execution the restarted node has no
+    record of. That is lost with the node, not the task's failure: reported so, the job is
+    placed again, on that node too (a single-node device must not fail the job)."""
+    from edge.compute.agent import ComputeNode
+    from edge.config import load_config
+
+    config = load_config(None, {"node.data_dir": str(tmp_path)}, environ={})
+    node = ComputeNode(config, [])
+    await node.ledger.open()
+    try:
+        await node._report_unknown("e-gone")
+        (update,) = await node.ledger.outbox()
+    finally:
+        await node.ledger.close()
+    assert update.State == ComputeStateType.FAILED and "no record" in update.Message
+    assert update.Details == {LOST_DETAIL: "node restarted"}
