@@ -215,8 +215,8 @@ class OrchestratorSection(_Section):
     restart_delay_max: float = Field(default=60.0, gt=0)  # doubles per quick exit, up to this
     # A node that connects more than flap_limit times in flap_window seconds gets no new
     # work for flap_backoff seconds, doubled per further connection up to flap_backoff_max.
-    flap_limit: int = Field(default=3, ge=0, le=10_000)  # 0: never back off
-    flap_window: float = Field(default=300.0, gt=0, le=86400)
+    flap_limit: int = Field(default=5, ge=0, le=10_000)  # 0: never back off
+    flap_window: float = Field(default=60.0, gt=0, le=86400)
     flap_backoff: float = Field(default=30.0, gt=0, le=86400)
     flap_backoff_max: float = Field(default=600.0, gt=0, le=7 * 86400)
 

@@ -88,8 +88,8 @@ class FlapPolicy:
     placed again. `limit` 0: never back off.
     """
 
-    limit: int = 3
-    window: float = 300.0
+    limit: int = 5
+    window: float = 60.0
     backoff: float = 30.0
     backoff_max: float = 600.0
 

@@ -35,6 +35,19 @@ def test_the_hold_doubles_past_the_limit_up_to_its_maximum() -> None:
     assert FlapPolicy(limit=0).hold(1000) == 0  # 0: never
 
 
+def test_by_default_an_operator_restarting_a_node_never_backs_it_off(clock: Clock) -> None:
+    """Defaults: more than 5 connections in a minute. A service restarted by hand a few
+    times (the .deb's system tests restart the compute unit four times in a few minutes)
+    keeps taking work; a process or link dropping every few seconds does not."""
+    manager = NodeManager(30, True)
+    for _ in range(5):  # five restarts, 10 s apart: within a minute, not past the limit
+        node = manager.handshake(info("n-1", 4, {}, ["noop"]), connecting=True)
+        clock.now += 10
+    assert node.eligible
+    manager.handshake(info("n-1", 4, {}, ["noop"]), connecting=True)  # the sixth in 60 s
+    assert not node.eligible and "no new work for 30s" in node.state.Scheduling.BackOffReason
+
+
 def test_a_flapping_node_backs_off_says_so_and_returns_when_it_ends(clock: Clock) -> None:
     manager = NodeManager(30, True, flap=FlapPolicy(limit=2, window=60, backoff=10))
     job = batch(cpu="1")
