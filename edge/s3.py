@@ -175,7 +175,7 @@ def _with_region(endpoint: S3Endpoint, region: str) -> S3Endpoint:
 
 def describe(exc: BaseException, endpoint: S3Endpoint, bucket: str, key: str = "") -> S3Failure:
     """A minio or network error as one line naming the object, the endpoint and the fix."""
-    from minio.error import S3Error
+    from minio.error import S3Error, ServerError
 
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
     at = endpoint.url
@@ -194,7 +194,15 @@ def describe(exc: BaseException, endpoint: S3Endpoint, bucket: str, key: str = "
                 f"access to {where} at {at} was refused ({code}) with {endpoint.origin}: "
                 f"check {fix}"
             )
-        return S3Failure(f"{where} at {at}: {code or 'error'}: {exc.message}")
+        return S3Failure(
+            f"{where} at {at}: {code or 'error'}: {exc.message}",
+            transient=code in SERVER_BUSY_CODES or _status(exc) >= 500,
+        )
+    if isinstance(exc, ServerError):  # a 5xx without an S3 error body: a store starting up
+        return S3Failure(
+            f"S3 store at {at} answered HTTP {exc.status_code} for {where}: try again later",
+            transient=True,
+        )
     if _network_error(exc):
         return S3Failure(
             f"S3 store at {at} is not reachable ({_short(exc)}) for {where}: "
@@ -204,6 +212,18 @@ def describe(exc: BaseException, endpoint: S3Endpoint, bucket: str, key: str = "
     if isinstance(exc, OSError):
         return S3Failure(f"{where}: local file error: {exc.strerror or exc}")
     return S3Failure(f"{where} at {at}: {_short(exc)}")
+
+
+# The store's own answers that mean "not now" (a store still starting, overloaded or
+# restarting): a later try may succeed, as when it cannot be reached at all.
+SERVER_BUSY_CODES = frozenset(
+    {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "ServerBusy"}
+)
+
+
+def _status(exc: Any) -> int:
+    response = getattr(exc, "response", None)
+    return int(getattr(response, "status", 0) or 0)
 
 
 def _network_error(exc: BaseException) -> bool:

@@ -207,7 +207,7 @@ class S3Provider:
                 if attempt == FETCH_ATTEMPTS:
                     raise InputError(str(exc)) from None
                 log.warning(
-                    "S3 store not reachable; retrying",
+                    "S3 store not reachable or not ready; retrying",
                     extra={"endpoint": endpoint.url, "attempt": attempt},
                 )
                 time.sleep(delay)

@@ -335,3 +335,82 @@ async def test_prepare_inputs_needs_a_target(tmp_path: Path) -> None:
             StoragePolicy(),
             build_input_providers(),
         )
+
+
+# -- S3 against a store that is still starting ------------------------------------------
+
+
+class StartingStore(BaseHTTPRequestHandler):
+    """Answers like a store that just restarted (seaweedfs does this for a moment): 500
+    InternalError first, then the object. `busy` is how many requests fail."""
+
+    busy = 0
+    body = b"survives\n"
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] != "/data/in.txt":
+            return self._send(404, _s3_error("NoSuchKey"), "application/xml")
+        if StartingStore.busy > 0:
+            StartingStore.busy -= 1
+            return self._send(500, _s3_error("InternalError"), "application/xml")
+        self._send(200, self.body, "text/plain", ETag='"e1"')
+
+    def _send(self, status: int, body: bytes, kind: str, **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _s3_error(code: str) -> bytes:
+    return (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+        "<Message>We encountered an internal error, please try again.</Message>"
+        "<Resource>/data/in.txt</Resource><RequestId>1</RequestId></Error>"
+    ).encode()
+
+
+@pytest.fixture
+def starting_store() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StartingStore)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+async def test_s3_input_waits_out_a_store_answering_internal_error(
+    tmp_path: Path, starting_store: str
+) -> None:
+    """CI found this: a job submitted while the local store restarted failed on the
+    store's first answer, 500 InternalError, as though the object were broken."""
+    from edge.config import Config
+    from edge.storage.cache import ObjectCache
+    from edge.storage.s3 import S3Provider
+
+    StartingStore.busy = 2
+    config = Config.model_validate({"node": {"data_dir": str(tmp_path)}})
+    provider = S3Provider(config, ObjectCache(tmp_path / "cache", 0))
+    src = source(
+        "s3",
+        "/inputs/in.txt",
+        Bucket="data",
+        Key="in.txt",
+        Endpoint=starting_store,
+        Region="us-east-1",
+    )
+    mounted = await provider.prepare(src, tmp_path / "staging", StoragePolicy(allow_network=True))
+    assert (mounted.host_path / "in.txt").read_bytes() == b"survives\n"
+    assert StartingStore.busy == 0
+    missing = source(
+        "s3", "/x", Bucket="data", Key="gone.txt", Endpoint=starting_store, Region="us-east-1"
+    )
+    with pytest.raises(InputError, match="not found"):  # a real answer is not retried
+        await provider.prepare(missing, tmp_path / "staging", StoragePolicy(allow_network=True))
