@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge import systemd
+from edge import eventloop, systemd
 from edge.compute.agent import ComputeNode
 from edge.compute.join import JoinError
 from edge.compute.ledger import LedgerDB
@@ -274,6 +274,7 @@ async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -
         stopping.cancel()
         starting.result()  # a StartupError, raised
         on_ready(runtime)
+        eventloop.started()
         systemd.notify("READY=1", f"STATUS={runtime.status_line()}")
         interval = systemd.watchdog_interval()
         if interval is not None:

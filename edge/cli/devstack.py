@@ -126,6 +126,7 @@ async def _run(
             await fleet.start()
         except (StartupError, NatsServerError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
+        eventloop.started()
         kind = "simulated compute node(s)" if simulated else "compute node(s)"
         lines = [f"bacedge devstack is running: {computes} {kind}, data in {root}"]
         if runtime.api_url:

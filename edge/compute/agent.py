@@ -845,6 +845,15 @@ class ComputeNode:
                 timeout=10,
             )
             ack = decode(UpdateAck, msg.data)
-            await self.ledger.acknowledge(ack.Sequences)
             for sequence in ack.Sequences:
                 self._unsent.pop(sequence, None)
+            # Forgotten in the background: the next update need not wait for this write
+            # (it shares its commit when both are queued). Should the node stop first, the
+            # orchestrator gets those updates again at the next start and ignores them.
+            self._spawn(self._forget_delivered(ack.Sequences))
+
+    async def _forget_delivered(self, sequences: list[int]) -> None:
+        try:
+            await self.ledger.acknowledge(sequences)
+        except Exception as exc:
+            log.warning("delivered updates not cleared from the ledger", extra={"error": str(exc)})

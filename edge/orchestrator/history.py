@@ -39,8 +39,10 @@ def job_event(
     now = rfc3339()
     change = None
     if new is not None:
-        change = StateChange(Previous=(previous or JobStateType.UNDEFINED).value, New=new.value)
-    return JobHistory(
+        change = StateChange.model_construct(
+            Previous=(previous or JobStateType.UNDEFINED).value, New=new.value
+        )
+    return JobHistory.model_construct(
         Type=HistoryType.JOB,
         JobID=job_id,
         JobVersion=version,
@@ -48,7 +50,7 @@ def job_event(
         NewRevision=revision,
         Comment=message,
         Time=now,
-        Event=Event(Topic=topic, Message=message, Timestamp=now, Details=details or {}),
+        Event=_event(topic, message, now, details),
     )
 
 
@@ -65,8 +67,8 @@ def execution_event(
     now = rfc3339()
     change = None
     if new is not None:
-        change = StateChange(Previous=int(previous or 0), New=int(new))
-    return JobHistory(
+        change = StateChange.model_construct(Previous=int(previous or 0), New=int(new))
+    return JobHistory.model_construct(
         Type=HistoryType.EXECUTION,
         JobID=job_id,
         JobVersion=version,
@@ -74,5 +76,13 @@ def execution_event(
         ExecutionState=change,
         Comment=message,
         Time=now,
-        Event=Event(Topic=topic, Message=message, Timestamp=now, Details=details or {}),
+        Event=_event(topic, message, now, details),
+    )
+
+
+def _event(topic: str, message: str, now: str, details: dict[str, str] | None) -> Event:
+    # Built unvalidated (every field is typed by the signatures above): validating three
+    # models per state change was ~a tenth of the orchestrator's CPU per placement.
+    return Event.model_construct(
+        Topic=topic, Message=message, Timestamp=now, Details=dict(details or {})
     )

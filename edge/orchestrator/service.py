@@ -56,13 +56,13 @@ from edge.transport.messages import (
     LogFrame,
     LogReply,
     LogRequest,
-    OfferBatch,
     OfferReply,
     OfferResult,
     UpdateAck,
     UpdateBatch,
     decode,
     encode,
+    encode_offer,
 )
 
 from . import planners
@@ -650,7 +650,13 @@ class Orchestrator:
                 self._offer_unanswered(execs, 0.0)
             raise
         if offers:
-            await asyncio.gather(*(self._offer(node, execs) for node, execs in offers.items()))
+            jobs = {
+                job_id: encode(job) if (job := self.jobs.get(job_id)) is not None else b"null"
+                for job_id in {e.JobID for execs in offers.values() for e in execs}
+            }
+            await asyncio.gather(
+                *(self._offer(node, execs, jobs) for node, execs in offers.items())
+            )
 
     def _context(self) -> PlanContext:
         return PlanContext(
@@ -776,26 +782,27 @@ class Orchestrator:
         )
         return execution
 
-    async def _offer(self, node_id: str, executions: list[Execution]) -> None:
+    async def _offer(
+        self, node_id: str, executions: list[Execution], jobs: dict[str, bytes]
+    ) -> None:
         try:
-            await self._send_offer(node_id, [e for e in executions if not e.terminal])
+            await self._send_offer(node_id, [e for e in executions if not e.terminal], jobs)
         finally:
             # Whatever got no answer (a timeout, a lost reply, an error on the way) is
             # asked about later, rather than guessed at: nothing runs twice, nothing waits
             # forever.
             self._offer_unanswered(executions, OFFER_SETTLE)
 
-    async def _send_offer(self, node_id: str, executions: list[Execution]) -> None:
+    async def _send_offer(
+        self, node_id: str, executions: list[Execution], jobs: dict[str, bytes]
+    ) -> None:
         if not executions:
             return  # stopped meanwhile
-        outgoing = OfferBatch(
-            Executions=[e.model_copy(update={"Job": self.jobs.get(e.JobID)}) for e in executions]
-        )
         results: dict[str, OfferResult] = {}
         nobody = False
         try:
             msg = await self.nc.request(
-                subjects.offer(node_id), encode(outgoing), timeout=OFFER_TIMEOUT
+                subjects.offer(node_id), encode_offer(executions, jobs), timeout=OFFER_TIMEOUT
             )
             reply = decode(OfferReply, msg.data)
             results = {r.ExecutionID: r for r in reply.Results}

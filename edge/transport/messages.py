@@ -51,6 +51,18 @@ class OfferBatch(WireModel):
     Executions: list[Execution] = Field(default_factory=list)
 
 
+def encode_offer(executions: list[Execution], jobs: dict[str, bytes]) -> bytes:
+    """`encode(OfferBatch(...))` with each execution's Job attached, the same JSON (keys in
+    another order), from `jobs`: each job's JSON (`encode(job)`, or b"null"), encoded once
+    per scheduling round rather than once per execution (a job of Count 500 on 500 nodes
+    was serialised 500 times)."""
+    parts = []
+    for execution in executions:
+        body = execution.model_dump_json(by_alias=True, exclude={"Job"}).encode()
+        parts.append(body[:-1] + b',"Job":' + jobs.get(execution.JobID, b"null") + b"}")
+    return b'{"Executions":[' + b",".join(parts) + b"]}"
+
+
 class OfferResult(WireModel):
     ExecutionID: str
     Accepted: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from edge.jobspec import SpecError, SpecLimits, load_job, validate_job_spec
 from edge.models import (
     AllocatedResources,
     BuildVersionInfo,
+    ComputeStateType,
     Execution,
     Job,
     JobHistory,
+    JobStateType,
     NetworkConfig,
     NetworkType,
     NodeInfo,
@@ -138,6 +141,61 @@ def test_history_events_carry_the_job_version() -> None:
     assert job_event("j-1", "Submission", "Job submitted", version=3).wire()["JobVersion"] == 3
     event = execution_event("j-1", "e-1", "ExecutionState", "Running", version=2)
     assert JobHistory.model_validate(event.wire()).JobVersion == 2
+
+
+@pytest.mark.parametrize("kind", ["job", "execution"])
+def test_history_events_built_unvalidated_match_validated_ones(kind: str) -> None:
+    """The builders skip validation for speed: what they make must be what validating the
+    same fields makes, to the byte, and must keep no reference to the caller's dict."""
+    details = {"NodeID": "n-1"}
+    if kind == "job":
+        event = job_event(
+            "j-1",
+            "Scheduling",
+            "queued",
+            JobStateType.PENDING,
+            JobStateType.QUEUED,
+            4,
+            details,
+            version=2,
+        )
+    else:
+        event = execution_event(
+            "j-1",
+            "e-1",
+            "ExecutionState",
+            "Running",
+            ComputeStateType.BID_ACCEPTED,
+            ComputeStateType.RUNNING,
+            details,
+            version=2,
+        )
+    validated = JobHistory.model_validate(event.model_dump(by_alias=True))
+    assert event.model_dump_json(by_alias=True) == validated.model_dump_json(by_alias=True)
+    details["NodeID"] = "changed"
+    assert event.Event.Details == {"NodeID": "n-1"}
+
+
+def test_offer_encoding_attaches_each_job_once_and_matches_the_model_encoding() -> None:
+    from edge.transport.messages import OfferBatch, decode, encode, encode_offer
+
+    job = load_job(
+        {"Type": "batch", "Count": 2, "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}
+    )
+    job.ID = "j-1"
+    executions = [
+        Execution(ID=f"e-{i}", JobID=job_id, NodeID="n-1", PartitionIndex=i)
+        for i, job_id in enumerate(["j-1", "j-1", "j-gone"])
+    ]
+    wire = encode_offer(executions, {"j-1": encode(job)})
+    model = OfferBatch(
+        Executions=[
+            e.model_copy(update={"Job": job if e.JobID == "j-1" else None}) for e in executions
+        ]
+    )
+    assert json.loads(wire) == json.loads(encode(model))
+    decoded = decode(OfferBatch, wire)
+    assert decoded == model and decoded.Executions[2].Job is None
 
 
 def test_agent_config_uses_bacalhau_key_names_and_redacts_secrets() -> None:

@@ -191,7 +191,7 @@ async def test_a_timed_out_offer_waits_and_is_then_confirmed_not_failed(
     _, execution = await place_one(orch)
     # While the offer may be on its way the node is never asked about it.
     assert execution.ID not in await handshake(orch)
-    await orch._offer(NODE, [execution])  # times out
+    await orch._offer(NODE, [execution], {})  # times out
     assert nc.offers and execution.state == ComputeStateType.ASK_FOR_BID
     now = time.monotonic()
     assert execution.ID not in await handshake(orch)  # it may still reach a slow node
@@ -214,7 +214,7 @@ async def test_an_offer_nobody_listens_for_is_lost_at_once(store: Store) -> None
     orch = await orchestrator(store, nc)
     await handshake(orch)
     job, execution = await place_one(orch)
-    await orch._offer(NODE, [execution])
+    await orch._offer(NODE, [execution], {})
     assert execution.state == ComputeStateType.FAILED
     assert LOST_DETAIL in execution.ComputeState.Details
     assert job.ID in orch._pending
