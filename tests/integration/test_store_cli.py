@@ -3,10 +3,14 @@ health in `bacedge agent alive`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -126,26 +130,84 @@ def test_credentials_are_masked_unless_asked(s3_store: RunningStore) -> None:
     assert shown["secret_key"] == secret and shown["backend"] == "seaweedfs"
 
 
+class SlowUplink:
+    """A TCP proxy in front of the store that forwards what clients send at `rate` bytes/s,
+    like an edge device's uplink: an upload through it is still running when Ctrl-C comes,
+    however fast this machine's disk and loopback are (CI once finished a 4 GiB upload
+    straight to the store before the test's Ctrl-C)."""
+
+    def __init__(self, port: int, rate: int) -> None:
+        self.port, self.rate = port, rate
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.port))
+            except OSError:
+                return
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, slow: bool) -> None:
+        try:
+            while data := source.recv(64 << 10):
+                sink.sendall(data)
+                if slow:
+                    time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+        for end in self.sockets:
+            with contextlib.suppress(OSError):
+                end.close()
+
+
 def test_ctrl_c_during_an_upload_leaves_no_object(s3_store: RunningStore, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     with big.open("wb") as handle:
-        handle.truncate(4 << 30)  # sparse, fast to read: so many parts that Ctrl-C comes first
+        handle.truncate(1 << 30)  # sparse: 200 parts, over a minute at the uplink's rate
     client = s3_store.client()
+    uplink = SlowUplink(s3_store.port, rate=16 << 20)
+    endpoint = s3_store.endpoint
+    env = {
+        **s3_store.env(),
+        "AWS_ACCESS_KEY_ID": endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
+        "AWS_REGION": endpoint.region or "us-east-1",
+    }
     proc = subprocess.Popen(
-        [*BACEDGE, "store", "cp", str(big), "s3://data/interrupted.bin"],
+        [*BACEDGE, "store", "cp", "--endpoint", uplink.url, str(big), "s3://data/interrupted.bin"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=s3_store.env(),
+        env=env,
     )
 
     def uploading() -> bool:
         uploads = client._list_multipart_uploads("data").uploads
         return any(u.object_name == "interrupted.bin" for u in uploads)
 
-    wait_until(uploading, 60, "the multipart upload to start")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wait_until(uploading, 60, "the multipart upload to start")
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        uplink.close()
     assert proc.returncode == 130, err
     assert "Cancelled" in err
     names = [o.object_name for o in client.list_objects("data", recursive=True)]
