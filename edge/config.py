@@ -241,6 +241,8 @@ class ComputeSection(_Section):
     stop_grace: int = Field(default=10, ge=0, le=300)  # SIGTERM -> SIGKILL, seconds
     max_input_bytes: int = Field(default=10 << 30, ge=0)  # per execution, all inputs together
     input_cache_bytes: int = Field(default=2 << 30, ge=0)  # S3 download cache; 0: no cache
+    # Finished executions are kept in the node's ledger this long (seconds), then forgotten.
+    ledger_retention: float = Field(default=7 * 86400.0, ge=3600.0, le=3650 * 86400.0)
     locality: str = "anywhere"  # Bacalhau's JobAdmissionControl.Locality: local | anywhere
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0, le=65535)  # Prometheus /metrics; 0: off

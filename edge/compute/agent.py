@@ -85,6 +85,7 @@ log = logging.getLogger("bacedge.compute")
 
 PUBLISH_ATTEMPTS = 6  # about a minute of backoff before a publish failure fails the job
 MAX_CHUNK = 768 * 1024  # under NATS's default 1 MiB payload limit
+PRUNE_INTERVAL = 3600.0  # seconds between ledger prunes
 _EXECUTION_ID = re.compile(r"^e-[A-Za-z0-9-]{1,64}$")
 
 
@@ -222,6 +223,7 @@ class ComputeNode:
             asyncio.create_task(self._connection(), name="compute-connect"),
             asyncio.create_task(self._heartbeats(), name="compute-heartbeat"),
             asyncio.create_task(self._flusher(), name="compute-outbox"),
+            asyncio.create_task(self._prune_ledger(), name="compute-ledger-prune"),
         ]
         if self._services():
             self._tasks.append(asyncio.create_task(self._watch_engines(), name="compute-engines"))
@@ -619,6 +621,20 @@ class ComputeNode:
                     await self._handshake()
             except Exception as exc:
                 log.debug("heartbeat not answered", extra={"error": str(exc)})
+
+    async def _prune_ledger(self) -> None:
+        """Hourly: finished executions older than `[compute] ledger_retention` leave the
+        ledger, a thousand at a time, so a device that runs jobs for years keeps a ledger
+        the size of its recent work."""
+        while True:
+            cutoff = now_ns() - int(self.cfg.ledger_retention * 1e9)
+            try:
+                while (forgotten := await self.ledger.prune(cutoff)) > 0:
+                    log.info("ledger pruned", extra={"executions": forgotten})
+                    await asyncio.sleep(0)
+            except Exception as exc:
+                log.warning("ledger not pruned", extra={"error": str(exc)})
+            await asyncio.sleep(PRUNE_INTERVAL)
 
     # -- offers ---------------------------------------------------------------
     async def _on_offer(self, msg: Msg) -> None:

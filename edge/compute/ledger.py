@@ -165,6 +165,37 @@ class Ledger:
         )
         return {r[0] for r in rows}
 
+    async def prune(self, before_ns: int, limit: int = 1000) -> int:
+        """Forgets finished executions last changed before `before_ns` (at most `limit`),
+        with their events, once the orchestrator has every update about them: without
+        this the ledger grows with each job a device ever ran. Returns how many."""
+        terminal = [int(s) for s in ComputeStateType if s.terminal]
+        marks = ",".join("?" * len(terminal))
+        node = self.node
+
+        def forget(db: sqlite3.Connection) -> int:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM executions WHERE node=? AND state IN ({marks})"
+                    " AND updated < ? LIMIT ?",
+                    [node, *terminal, before_ns, limit],
+                )
+            ]
+            if not ids:
+                return 0
+            # Updates not yet acknowledged keep their execution (the outbox is small).
+            waiting = [
+                row[0] for row in db.execute("SELECT data FROM outbox WHERE node=?", (node,))
+            ]
+            ids = [i for i in ids if not any(i in data for data in waiting)]
+            gone = [(i,) for i in ids]
+            db.executemany("DELETE FROM events WHERE execution_id=?", gone)
+            db.executemany("DELETE FROM executions WHERE id=? AND node=?", [(i, node) for i in ids])
+            return len(ids)
+
+        return await self._sql.write(forget)
+
     async def events(self, execution_id: str) -> list[tuple[int, int, str]]:
         return await self._sql.call(
             lambda: self._sql.db.execute(

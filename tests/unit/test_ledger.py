@@ -72,3 +72,38 @@ async def test_a_ledger_from_before_the_node_column_keeps_its_rows(tmp_path: Pat
     assert [u.ExecutionID for u in await ledger.outbox()] == ["e-old"]
     assert await ledger.known(["e-old"]) == {"e-old"}
     await ledger.close()
+
+
+async def test_prune_forgets_old_finished_executions_once_delivered(tmp_path: Path) -> None:
+    """Old finished executions leave the ledger with their events; running ones, recent
+    ones, ones whose updates still wait in the outbox and other nodes' rows stay."""
+    shared = LedgerDB(tmp_path / "ledger.db")
+    await shared.open()
+    mine, other = Ledger(shared, "n-1"), Ledger(shared, "n-2")
+    done, running = ComputeStateType.COMPLETED, ComputeStateType.RUNNING
+
+    def at(e: Execution, ns: int) -> Execution:
+        return e.model_copy(update={"ModifyTime": ns})
+
+    delivered = await mine.record(
+        [at(execution("e-old", done), 100), at(execution("e-running", running), 100)],
+        [update("e-old", done), update("e-running", running)],
+    )
+    await mine.acknowledge([u.Sequence for u in delivered])
+    await mine.record([at(execution("e-waiting", done), 100)], [update("e-waiting", done)])
+    await mine.record([at(execution("e-new", done), 900)], [])
+    await other.record([at(execution("e-theirs", done), 100)], [])
+    assert len(await mine.events("e-old")) == 1
+
+    assert await mine.prune(before_ns=500) == 1
+    assert await mine.known(["e-old", "e-running", "e-waiting", "e-new"]) == {
+        "e-running",
+        "e-waiting",
+        "e-new",
+    }
+    assert await mine.events("e-old") == []
+    assert await other.known(["e-theirs"]) == {"e-theirs"}
+    assert await mine.prune(before_ns=500) == 0  # nothing left that may go
+    await mine.acknowledge([u.Sequence for u in await mine.outbox()])
+    assert await mine.prune(before_ns=500) == 1  # e-waiting, now delivered
+    await shared.close()
