@@ -624,17 +624,22 @@ class ComputeNode:
 
     async def _prune_ledger(self) -> None:
         """Hourly: finished executions older than `[compute] ledger_retention` leave the
-        ledger, a thousand at a time, so a device that runs jobs for years keeps a ledger
-        the size of its recent work."""
+        ledger, a thousand at a time, with their folders (output logs), so a device that
+        runs jobs for years keeps only its recent work."""
         while True:
             cutoff = now_ns() - int(self.cfg.ledger_retention * 1e9)
             try:
-                while (forgotten := await self.ledger.prune(cutoff)) > 0:
-                    log.info("ledger pruned", extra={"executions": forgotten})
-                    await asyncio.sleep(0)
+                while forgotten := await self.ledger.prune(cutoff):
+                    await asyncio.to_thread(self._remove_workdirs, forgotten)
+                    log.info("ledger pruned", extra={"executions": len(forgotten)})
             except Exception as exc:
                 log.warning("ledger not pruned", extra={"error": str(exc)})
             await asyncio.sleep(PRUNE_INTERVAL)
+
+    def _remove_workdirs(self, execution_ids: list[str]) -> None:
+        for execution_id in execution_ids:
+            if _EXECUTION_ID.match(execution_id):
+                shutil.rmtree(self.root / "executions" / execution_id, ignore_errors=True)
 
     # -- offers ---------------------------------------------------------------
     async def _on_offer(self, msg: Msg) -> None:

@@ -165,15 +165,15 @@ class Ledger:
         )
         return {r[0] for r in rows}
 
-    async def prune(self, before_ns: int, limit: int = 1000) -> int:
+    async def prune(self, before_ns: int, limit: int = 1000) -> list[str]:
         """Forgets finished executions last changed before `before_ns` (at most `limit`),
         with their events, once the orchestrator has every update about them: without
-        this the ledger grows with each job a device ever ran. Returns how many."""
+        this the ledger grows with each job a device ever ran. Returns their IDs."""
         terminal = [int(s) for s in ComputeStateType if s.terminal]
         marks = ",".join("?" * len(terminal))
         node = self.node
 
-        def forget(db: sqlite3.Connection) -> int:
+        def forget(db: sqlite3.Connection) -> list[str]:
             ids = [
                 row[0]
                 for row in db.execute(
@@ -183,7 +183,7 @@ class Ledger:
                 )
             ]
             if not ids:
-                return 0
+                return []
             # Updates not yet acknowledged keep their execution (the outbox is small).
             waiting = [
                 row[0] for row in db.execute("SELECT data FROM outbox WHERE node=?", (node,))
@@ -192,7 +192,7 @@ class Ledger:
             gone = [(i,) for i in ids]
             db.executemany("DELETE FROM events WHERE execution_id=?", gone)
             db.executemany("DELETE FROM executions WHERE id=? AND node=?", [(i, node) for i in ids])
-            return len(ids)
+            return ids
 
         return await self._sql.write(forget)
 

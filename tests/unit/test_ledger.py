@@ -95,7 +95,7 @@ async def test_prune_forgets_old_finished_executions_once_delivered(tmp_path: Pa
     await other.record([at(execution("e-theirs", done), 100)], [])
     assert len(await mine.events("e-old")) == 1
 
-    assert await mine.prune(before_ns=500) == 1
+    assert await mine.prune(before_ns=500) == ["e-old"]
     assert await mine.known(["e-old", "e-running", "e-waiting", "e-new"]) == {
         "e-running",
         "e-waiting",
@@ -103,7 +103,44 @@ async def test_prune_forgets_old_finished_executions_once_delivered(tmp_path: Pa
     }
     assert await mine.events("e-old") == []
     assert await other.known(["e-theirs"]) == {"e-theirs"}
-    assert await mine.prune(before_ns=500) == 0  # nothing left that may go
+    assert await mine.prune(before_ns=500) == []  # nothing left that may go
     await mine.acknowledge([u.Sequence for u in await mine.outbox()])
-    assert await mine.prune(before_ns=500) == 1  # e-waiting, now delivered
+    assert await mine.prune(before_ns=500) == ["e-waiting"]  # now delivered
     await shared.close()
+
+
+async def test_the_node_prunes_its_ledger_and_the_execution_folders(tmp_path: Path) -> None:
+    """The agent's hourly prune: past `ledger_retention`, a delivered finished execution
+    leaves the ledger and its folder (output log) goes; a running one keeps both."""
+    import asyncio
+    import contextlib
+
+    from edge.compute import agent
+    from edge.config import load_config
+
+    config = load_config(None, {"node.data_dir": str(tmp_path)}, environ={})
+    node = agent.ComputeNode(config, [])
+    await node.ledger.open()
+    done, running = ComputeStateType.COMPLETED, ComputeStateType.RUNNING
+    week_ago = agent.now_ns() - int(8 * 86400 * 1e9)
+    try:
+        for execution_id, state in (("e-old", done), ("e-live", running)):
+            old = execution(execution_id, state).model_copy(update={"ModifyTime": week_ago})
+            stored = await node.ledger.record([old], [update(execution_id, state)])
+            await node.ledger.acknowledge([u.Sequence for u in stored])
+            folder = node.root / "executions" / execution_id
+            folder.mkdir(parents=True)
+            (folder / "output.jsonl").write_text("{}\n")
+        task = asyncio.create_task(node._prune_ledger())
+        for _ in range(200):
+            if not (node.root / "executions" / "e-old").exists():
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await node.ledger.known(["e-old", "e-live"]) == {"e-live"}
+        assert not (node.root / "executions" / "e-old").exists()
+        assert (node.root / "executions" / "e-live" / "output.jsonl").exists()
+    finally:
+        await node.ledger.close()
