@@ -193,6 +193,9 @@ def test_ctrl_c_during_an_upload_leaves_no_object(s3_store: RunningStore, tmp_pa
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # As from a terminal: a shell running this suite in the background (`cmd &`)
+        # starts it with SIGINT ignored, and the CLI would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
     def uploading() -> bool:
