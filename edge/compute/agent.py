@@ -153,6 +153,7 @@ class ComputeNode:
         self._cancel_reasons: dict[str, str] = {}
         self._unsent: dict[int, ExecutionUpdate] = {}
         self._flush = asyncio.Event()
+        self._recording: set[asyncio.Future[None]] = set()  # updates on their way to the ledger
         self._tasks: list[asyncio.Task[Any]] = []
         self._slots: asyncio.Semaphore | None = None
         self._beat = 0
@@ -653,9 +654,11 @@ class ComputeNode:
         await self._prepare_bids(offer.Executions)
         # An offer made again (an orchestrator that restarted, a reply lost on the way) is
         # answered "taken" and never run twice: this node reports that execution's states.
-        taken = set(self.active) | await self.ledger.known(
-            [e.ID for e in offer.Executions if e.ID not in self.active]
-        )
+        taken = set(self.active)
+        if not offer.Fresh:
+            taken |= await self.ledger.known(
+                [e.ID for e in offer.Executions if e.ID not in self.active]
+            )
         for execution in offer.Executions:
             if execution.ID in taken:
                 results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
@@ -766,8 +769,14 @@ class ComputeNode:
             PublishedResult=outcome.published,
             Time=execution.ModifyTime,
         )
-        for stored in await self.ledger.record([execution], [update]):
-            self._unsent[stored.Sequence] = stored
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._recording.add(recorded)
+        try:
+            for stored in await self.ledger.record([execution], [update]):
+                self._unsent[stored.Sequence] = stored
+        finally:
+            self._recording.discard(recorded)
+            recorded.set_result(None)
         self._flush.set()
 
     # -- cancel and logs ---------------------------------------------------------
@@ -843,6 +852,11 @@ class ComputeNode:
             else:  # nothing to send: woken by the next update (no idle polling)
                 await self._flush.wait()
             self._flush.clear()
+            if self._recording:
+                # Updates already on their way to the ledger leave in the same message (a
+                # short task's Running and Completed: one round trip, one commit on the
+                # orchestrator). Only those begun before now: a busy node never starves it.
+                await asyncio.wait(set(self._recording))
             if not self._unsent or not self.connected.is_set():
                 continue
             try:

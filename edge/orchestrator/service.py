@@ -94,6 +94,9 @@ def _gpu_keys(execution: Execution) -> frozenset[str]:
     )
 
 
+SETTLE_INLINE = 64  # jobs planned inside one update message's handler (_plan_inline)
+
+
 class Orchestrator:
     def __init__(self, config: Config, store: Store, nc: Client) -> None:
         self.config = config
@@ -140,6 +143,7 @@ class Orchestrator:
         self._subs: list[Any] = []
         self._background: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[None]] = set()  # NATS messages being handled
+        self._unfinished: dict[str, int] = {}  # active job -> its executions not yet terminal
         self.started = time.time()
         self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
         self.metrics = OrchestratorMetrics(self)
@@ -239,6 +243,8 @@ class Orchestrator:
     def _track(self, execution: Execution) -> None:
         self.executions[execution.ID] = execution
         self.job_executions.setdefault(execution.JobID, []).append(execution.ID)
+        if not execution.terminal:
+            self._unfinished[execution.JobID] = self._unfinished.get(execution.JobID, 0) + 1
 
     def _enqueue(self, job_id: str) -> None:
         self._pending[job_id] = None
@@ -304,6 +310,7 @@ class Orchestrator:
     def _retire(self, job: Job) -> None:
         """A terminal job leaves the working set (the batch still holds it for the store)."""
         self.jobs.pop(job.ID, None)
+        self._unfinished.pop(job.ID, None)
         self.queued_since.pop(job.ID, None)
         self._pending.pop(job.ID, None)
         for execution_id in self.job_executions.pop(job.ID, []):
@@ -344,6 +351,8 @@ class Orchestrator:
             Revision=execution.Revision,
         )
         if state.terminal:
+            if not previous.terminal and execution.JobID in self._unfinished:
+                self._unfinished[execution.JobID] -= 1
             self._release(execution)
             if execution.DesiredState.StateType != DesiredStateType.STOPPED:
                 execution.DesiredState = DesiredState(
@@ -373,8 +382,9 @@ class Orchestrator:
             existing = await self.store.find_by_name(job.Namespace, job.Name)
             if existing is not None and job.ID in ("", existing.ID):
                 return await self._update(self.jobs.get(existing.ID, existing), job, force)
+        chosen_id = bool(job.ID)  # a fresh random ID cannot be taken: no lookup for it
         job = jobspec.assign_identity(job)
-        if job.ID in self.jobs or await self.store.get_job(job.ID) is not None:
+        if job.ID in self.jobs or (chosen_id and await self.store.get_job(job.ID) is not None):
             raise BadRequest(f"job {job.ID} already exists: drop ID from the spec to submit anew")
         now = now_ns()
         job.CreateTime = job.ModifyTime = now
@@ -402,10 +412,18 @@ class Orchestrator:
                 version=job.Version,
             )
         )
-        await self.store.save(batch)
         self.jobs[job.ID] = job
         self.job_executions[job.ID] = []
-        self._enqueue(job.ID)
+        offers, planned = self._plan_inline([job.ID], batch)
+        try:
+            await self.store.save(batch)
+        except BaseException:
+            self._retire(job)  # neither the job nor its placements exist anywhere
+            raise
+        if not planned:
+            self._enqueue(job.ID)
+        if offers:
+            self._spawn(self._send_offers(offers))
         return job, evaluation.ID, self._warnings(job)
 
     async def _update(self, current: Job, spec: Job, force: bool) -> tuple[Job, str, list[str]]:
@@ -644,19 +662,25 @@ class Orchestrator:
                     await asyncio.sleep(0)  # one job's plan at a time: the API keeps answering
             await self.store.save(batch)
         except BaseException:
-            # Placed, never offered: their nodes are asked about them, answer "no record",
-            # and the jobs are planned again.
-            for execs in offers.values():
-                self._offer_unanswered(execs, 0.0)
+            self._unoffered(offers)
             raise
-        if offers:
-            jobs = {
-                job_id: encode(job) if (job := self.jobs.get(job_id)) is not None else b"null"
-                for job_id in {e.JobID for execs in offers.values() for e in execs}
-            }
-            await asyncio.gather(
-                *(self._offer(node, execs, jobs) for node, execs in offers.items())
-            )
+        await self._send_offers(offers)
+
+    def _unoffered(self, offers: dict[str, list[Execution]]) -> None:
+        """Placed, never offered (their commit failed): their nodes are asked about them,
+        answer "no record", and the jobs are planned again."""
+        for execs in offers.values():
+            self._offer_unanswered(execs, 0.0)
+
+    async def _send_offers(self, offers: dict[str, list[Execution]]) -> None:
+        """One offer message per node, once the placements are stored."""
+        if not offers:
+            return
+        jobs = {
+            job_id: encode(job) if (job := self.jobs.get(job_id)) is not None else b"null"
+            for job_id in {e.JobID for execs in offers.values() for e in execs}
+        }
+        await asyncio.gather(*(self._offer(node, execs, jobs) for node, execs in offers.items()))
 
     def _context(self) -> PlanContext:
         return PlanContext(
@@ -802,7 +826,9 @@ class Orchestrator:
         nobody = False
         try:
             msg = await self.nc.request(
-                subjects.offer(node_id), encode_offer(executions, jobs), timeout=OFFER_TIMEOUT
+                subjects.offer(node_id),
+                encode_offer(executions, jobs, fresh=True),
+                timeout=OFFER_TIMEOUT,
             )
             reply = decode(OfferReply, msg.data)
             results = {r.ExecutionID: r for r in reply.Results}
@@ -975,20 +1001,52 @@ class Orchestrator:
         sender = subjects.sender(msg.subject) or updates.NodeID
         batch = Batch()
         refused = 0
+        ended: dict[str, None] = {}  # jobs with an execution that just ended, in order
         for update in updates.Updates:
             execution = self.executions.get(update.ExecutionID)
             if execution is not None and execution.NodeID != sender:
                 refused += 1  # acknowledged, so the sender stops, and never applied
                 continue
             self._apply_update(update, batch)
+            if execution is not None and update.State.terminal:
+                ended[execution.JobID] = None
         if refused or sender != updates.NodeID:
             log.warning(
                 "updates refused: a node reported on executions that are not its own",
                 extra={"node": sender, "claimed": updates.NodeID, "refused": refused},
             )
-        await self.store.save(batch)  # durable before the node may forget them
+        offers, _ = self._plan_inline(
+            [j for j in ended if self._unfinished.get(j) == 0][:SETTLE_INLINE], batch
+        )
+        try:
+            await self.store.save(batch)  # durable before the node may forget them
+        except BaseException:
+            self._unoffered(offers)
+            raise
         if msg.reply:
             await msg.respond(encode(UpdateAck(Sequences=[u.Sequence for u in updates.Updates])))
+        if offers:
+            self._spawn(self._send_offers(offers))
+
+    def _plan_inline(
+        self, job_ids: list[str], batch: Batch
+    ) -> tuple[dict[str, list[Execution]], bool]:
+        """Plans these jobs now, inside the caller's own commit: a new job is placed in
+        its submission's commit, and a job whose last execution just ended completes (or
+        places its retry) in the commit of that update, each without waiting for the next
+        scheduling step and a commit of its own. Only while no other job waits to be
+        scheduled (queued for capacity or not yet looked at): then the scheduler's
+        priority order decides, as always. Returns the offers to send once committed and
+        whether the jobs were planned (if not, they stay with the scheduler)."""
+        offers: dict[str, list[Execution]] = {}
+        if self.queued_since or any(j not in job_ids for j in self._pending):
+            return offers, False
+        for job_id in job_ids:
+            job = self.jobs.get(job_id)
+            if job is not None:
+                self._pending.pop(job_id, None)
+                self._plan(job, batch, offers)
+        return offers, True
 
     def _apply_update(self, update: ExecutionUpdate, batch: Batch) -> None:
         execution = self.executions.get(update.ExecutionID)

@@ -49,9 +49,14 @@ class Heartbeat(WireModel):
 
 class OfferBatch(WireModel):
     Executions: list[Execution] = Field(default_factory=list)
+    Fresh: bool = False
+    """Every execution here is offered for the first time (made in this scheduling round),
+    so the node can know none of them and need not look them up in its ledger. Absent
+    (an older orchestrator): the node checks each one, as an offer made again is answered
+    "taken" and never run twice."""
 
 
-def encode_offer(executions: list[Execution], jobs: dict[str, bytes]) -> bytes:
+def encode_offer(executions: list[Execution], jobs: dict[str, bytes], fresh: bool = False) -> bytes:
     """`encode(OfferBatch(...))` with each execution's Job attached, the same JSON (keys in
     another order), from `jobs`: each job's JSON (`encode(job)`, or b"null"), encoded once
     per scheduling round rather than once per execution (a job of Count 500 on 500 nodes
@@ -60,7 +65,8 @@ def encode_offer(executions: list[Execution], jobs: dict[str, bytes]) -> bytes:
     for execution in executions:
         body = execution.model_dump_json(by_alias=True, exclude={"Job"}).encode()
         parts.append(body[:-1] + b',"Job":' + jobs.get(execution.JobID, b"null") + b"}")
-    return b'{"Executions":[' + b",".join(parts) + b"]}"
+    head = b'{"Fresh":true,"Executions":[' if fresh else b'{"Executions":['
+    return head + b",".join(parts) + b"]}"
 
 
 class OfferResult(WireModel):

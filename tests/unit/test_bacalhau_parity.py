@@ -187,15 +187,18 @@ def test_offer_encoding_attaches_each_job_once_and_matches_the_model_encoding() 
         Execution(ID=f"e-{i}", JobID=job_id, NodeID="n-1", PartitionIndex=i)
         for i, job_id in enumerate(["j-1", "j-1", "j-gone"])
     ]
-    wire = encode_offer(executions, {"j-1": encode(job)})
-    model = OfferBatch(
-        Executions=[
-            e.model_copy(update={"Job": job if e.JobID == "j-1" else None}) for e in executions
-        ]
-    )
-    assert json.loads(wire) == json.loads(encode(model))
-    decoded = decode(OfferBatch, wire)
-    assert decoded == model and decoded.Executions[2].Job is None
+    for fresh in (False, True):
+        wire = encode_offer(executions, {"j-1": encode(job)}, fresh=fresh)
+        model = OfferBatch(
+            Executions=[
+                e.model_copy(update={"Job": job if e.JobID == "j-1" else None}) for e in executions
+            ],
+            Fresh=fresh,
+        )
+        assert {"Fresh": False} | json.loads(wire) == json.loads(encode(model))
+        decoded = decode(OfferBatch, wire)
+        assert decoded == model and decoded.Executions[2].Job is None
+        assert decoded.Fresh is fresh
 
 
 def test_agent_config_uses_bacalhau_key_names_and_redacts_secrets() -> None:

@@ -9,6 +9,7 @@ may still be on its way is never listed (the node would call it unknown, then ru
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ from edge.models import (
 from edge.orchestrator import service
 from edge.orchestrator.service import Orchestrator
 from edge.orchestrator.store import Batch, Store
+from edge.transport import subjects
 from edge.transport.messages import ExecutionUpdate, Heartbeat, encode
 
 NODE = "n-11111111-1111-1111-1111-111111111111"
@@ -113,14 +115,14 @@ async def heartbeat_known(orch: Orchestrator) -> bool:
 
 
 async def place_one(orch: Orchestrator) -> tuple[Job, Execution]:
-    """A new job placed on the node, stored, its offer not yet sent."""
+    """A new job, placed on the node in its submission's own commit (nothing else waits to
+    be scheduled), its offer sent once stored: FakeNats fails it as `fail` says."""
     job, _, _ = await orch.submit(dict(NOOP))
-    batch, offers = Batch(), {}  # type: ignore[var-annotated]
-    orch._plan(orch.jobs[job.ID], batch, offers)
-    await orch.store.save(batch)
-    (execution,) = offers[NODE]
-    assert execution.state == ComputeStateType.ASK_FOR_BID
-    return job, execution
+    assert await orch.store.executions(job.ID), "placed in the submission's commit"
+    await asyncio.gather(*orch._background)  # the offer
+    assert orch.nc.offers == [subjects.offer(NODE)]  # type: ignore[attr-defined]
+    (execution_id,) = orch.job_executions[job.ID]
+    return job, orch.executions[execution_id]
 
 
 async def test_an_offer_unanswered_before_a_restart_is_confirmed_with_its_node(
