@@ -30,6 +30,9 @@ class LiveNode:
     last_seen: float = 0.0  # monotonic
     allocated: Resources = field(default_factory=Resources)
     active: set[str] = field(default_factory=set)  # execution IDs placed here, not terminal
+    held: dict[str, tuple[Resources, frozenset[str]]] = field(default_factory=dict)
+    """What each active execution holds, as allocated: released exactly so, whatever its
+    job's spec says by then (a new version may ask for other resources)."""
     gpus_used: frozenset[str] = frozenset()  # gpu_key of each GPU reserved by an execution
     connections: deque[float] = field(default_factory=deque)  # monotonic, within the window
     backoff_until: float = 0.0  # monotonic; 0: takes work (FlapPolicy)
@@ -290,17 +293,20 @@ class NodeManager:
         self, node: LiveNode, execution_id: str, need: Resources, gpus: frozenset[str]
     ) -> None:
         """An execution placed on the node holds `need` and these GPUs until released."""
+        if execution_id in node.active:
+            return  # holds what it was given already
         node.active.add(execution_id)
+        node.held[execution_id] = (need, gpus)
         node.allocated = node.allocated.add(need)
         node.gpus_used = node.gpus_used | gpus
         self.index.update(node)
 
-    def release(
-        self, node: LiveNode, execution_id: str, need: Resources, gpus: frozenset[str]
-    ) -> None:
-        if execution_id not in node.active:
-            return
+    def release(self, node: LiveNode, execution_id: str) -> None:
+        held = node.held.pop(execution_id, None)
         node.active.discard(execution_id)
+        if held is None:
+            return
+        need, gpus = held
         node.allocated = node.allocated.sub(need)
         node.gpus_used = node.gpus_used - gpus
         self.index.update(node)

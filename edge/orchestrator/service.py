@@ -256,9 +256,8 @@ class Orchestrator:
 
     def _release(self, execution: Execution) -> None:
         node = self.nodes.nodes.get(execution.NodeID)
-        if node is not None and execution.ID in node.active:
-            need = self._need(execution.JobID)
-            self.nodes.release(node, execution.ID, need, _gpu_keys(execution))
+        if node is not None:
+            self.nodes.release(node, execution.ID)
 
     def _node_event(self, kind: str, node: LiveNode, previous: str = "") -> None:
         """node.connection, node.membership or node.scheduling, with the node's states."""
@@ -334,8 +333,9 @@ class Orchestrator:
         if state != ComputeStateType.ASK_FOR_BID:
             self._in_flight.pop(execution.ID, None)  # answered or closed: nothing to chase
             self._chase_at.pop(execution.ID, None)
-        execution.ComputeState = ComputeState(
-            StateType=state, Message=message, Details=details or {}
+        # Built unvalidated: every field is typed here, and this runs for every state change.
+        execution.ComputeState = ComputeState.model_construct(
+            StateType=state, Message=message, Details=dict(details or {})
         )
         execution.ModifyTime = now_ns()
         execution.Revision += 1

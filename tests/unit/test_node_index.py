@@ -178,8 +178,8 @@ def test_the_index_follows_every_change_the_orchestrator_makes_to_its_nodes() ->
     for k in range(3):
         manager.allocate(a_node, f"e-{k}", need, frozenset())
     check()
-    manager.release(a_node, "e-1", need, frozenset())
-    manager.release(a_node, "e-unknown", need, frozenset())  # not there: no change
+    manager.release(a_node, "e-1")
+    manager.release(a_node, "e-unknown")  # not there: no change
     check()
     manager.set_scheduling("n-3", "cordon")
     check()
@@ -213,3 +213,21 @@ def test_signatures_share_candidates_and_old_ones_are_forgotten() -> None:
     for cpu in range(NodeIndex.MAX_SIGNATURES + 1):
         index.candidates(batch(), Resources(CPU=float(cpu)))
     assert len(index._candidates) == NodeIndex.MAX_SIGNATURES
+
+
+def test_release_gives_back_what_was_allocated_whatever_the_job_asks_by_then() -> None:
+    """A job's new version may ask for other resources while its old executions still run:
+    each gives back exactly what it was given, so free capacity never drifts."""
+    manager = NodeManager(heartbeat_timeout=30, auto_approve=True)
+    manager.handshake(info("n-1", 4, {}, ["noop"]))
+    node = manager.nodes["n-1"]
+    before = node.allocated
+    manager.allocate(node, "e-1", Resources(CPU=1), frozenset({"gpu-0"}))
+    manager.allocate(node, "e-1", Resources(CPU=1), frozenset())  # the same one again: no-op
+    manager.allocate(node, "e-2", Resources(CPU=2), frozenset())
+    assert node.allocated.CPU == before.CPU + 3 and node.gpus_used == {"gpu-0"}
+    manager.release(node, "e-1")
+    assert node.allocated.CPU == before.CPU + 2 and not node.gpus_used
+    manager.release(node, "e-1")  # released twice: nothing more comes back
+    manager.release(node, "e-2")
+    assert node.allocated == before and not node.active and not node.held
