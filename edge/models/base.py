@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
@@ -10,6 +10,10 @@ EXACT_KEYS: dict[str, bool] = {"exact_keys": True}
 """Validation context for data bacedge wrote itself (its NATS messages): keys are spelled
 as the wire names and no value is a stray null, so nothing is rewritten. Skipping the
 rewrite is ~a third of decoding an offer, which every placement costs."""
+
+
+W = TypeVar("W", bound="WireModel")
+_set = object.__setattr__
 
 
 class WireModel(BaseModel):
@@ -55,6 +59,22 @@ class WireModel(BaseModel):
             wire = mapping.get(key.lower(), key) if isinstance(key, str) else key
             out[wire] = value
         return out
+
+    @classmethod
+    def assemble(cls: type[W], **values: Any) -> W:
+        """`model_construct` for a caller that gives every field, each already of its type:
+        no validation and no walk over the fields for defaults, about 5x cheaper. For
+        what the orchestrator builds on every state change (history events: four per
+        placement). A field left out or misspelt is a programming error, refused here."""
+        if values.keys() != cls.model_fields.keys():
+            wrong = sorted(values.keys() ^ cls.model_fields.keys())
+            raise TypeError(f"{cls.__name__}.assemble needs exactly its fields; check {wrong}")
+        model = cls.__new__(cls)
+        _set(model, "__dict__", values)
+        _set(model, "__pydantic_fields_set__", set(values))
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
+        return model
 
     def wire(self) -> dict[str, Any]:
         """The JSON-ready dict with Bacalhau's key names."""

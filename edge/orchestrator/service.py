@@ -334,7 +334,7 @@ class Orchestrator:
             self._in_flight.pop(execution.ID, None)  # answered or closed: nothing to chase
             self._chase_at.pop(execution.ID, None)
         # Built unvalidated: every field is typed here, and this runs for every state change.
-        execution.ComputeState = ComputeState.model_construct(
+        execution.ComputeState = ComputeState.assemble(
             StateType=state, Message=message, Details=dict(details or {})
         )
         execution.ModifyTime = now_ns()

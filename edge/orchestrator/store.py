@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS executions (
     create_time INTEGER NOT NULL, modify_time INTEGER NOT NULL, data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_job ON executions(job_id);
-CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
+DROP INDEX IF EXISTS executions_state; -- no query reads it; every state change paid it
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, execution_id TEXT NOT NULL,
     type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL

@@ -143,12 +143,16 @@ def test_history_events_carry_the_job_version() -> None:
     assert JobHistory.model_validate(event.wire()).JobVersion == 2
 
 
-@pytest.mark.parametrize("kind", ["job", "execution"])
+@pytest.mark.parametrize("kind", ["job", "execution", "job-note", "execution-note"])
 def test_history_events_built_unvalidated_match_validated_ones(kind: str) -> None:
     """The builders skip validation for speed: what they make must be what validating the
     same fields makes, to the byte, and must keep no reference to the caller's dict."""
     details = {"NodeID": "n-1"}
-    if kind == "job":
+    if kind == "job-note":  # no state change: an event with a message only
+        event = job_event("j-1", "Scheduling", "waiting", details=details, version=2)
+    elif kind == "execution-note":
+        event = execution_event("j-1", "e-1", "LateReport", "late", details=details)
+    elif kind == "job":
         event = job_event(
             "j-1",
             "Scheduling",
@@ -439,3 +443,15 @@ def test_absurd_numbers_are_refused_cleanly(job: dict[str, Any], fragment: str) 
     limits = SpecLimits(max_count=1000, max_timeout=86400, source="[orchestrator]")
     problems = validate_job_spec(spec, limits)
     assert any(p.startswith(fragment) for p in problems), problems
+
+
+def test_assemble_takes_exactly_the_models_fields() -> None:
+    from edge.models import ComputeState
+
+    state = ComputeState.assemble(StateType=ComputeStateType.RUNNING, Message="m", Details={})
+    assert state == ComputeState(StateType=ComputeStateType.RUNNING, Message="m")
+    assert state.model_dump_json() == ComputeState.model_validate(state.wire()).model_dump_json()
+    with pytest.raises(TypeError, match="Details"):
+        ComputeState.assemble(StateType=ComputeStateType.RUNNING, Message="m")
+    with pytest.raises(TypeError, match="Detail"):
+        ComputeState.assemble(StateType=ComputeStateType.RUNNING, Message="m", Detail={})
