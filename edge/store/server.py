@@ -123,7 +123,11 @@ class LocalStore:
             self.dir.chmod(0o700)
         self.backend = backend = choose_backend(cfg.backend, cfg.binary, previous_backend(self.dir))
         self._reap_leftover()
-        port = cfg.port or free_port(host if host != "0.0.0.0" else LOOPBACK)
+        port = cfg.port
+        if not port:  # any free one, but never one this node's own servers will take
+            reserved = self._node_ports()
+            while not port or port in reserved:
+                port = free_port(host if host != "0.0.0.0" else LOOPBACK)
         if not port_free(host, port):
             raise StoreError(
                 f"the local store cannot listen on {host}:{port}: the port is in use; "
@@ -165,13 +169,22 @@ class LocalStore:
             extra={"backend": backend.name, "endpoint": self.endpoint, "pid": self.pid},
         )
 
+    def _node_ports(self) -> list[int]:
+        """The ports this node's own servers listen on. They start after the store, so a
+        free port the store picked could be one of them (the API then failed to start with
+        "address already in use"): the store never picks one."""
+        c = self.config
+        ports = (c.api.port, c.nats.port, c.compute.metrics_port, c.publishers.local.port)
+        return [p for p in ports if p]
+
     def _prepare(self, backend: Backend, host: str, port: int, forward: bool) -> int:
         """The launch for this start; returns the port the server itself serves S3 on."""
         assert self.credentials is not None
         names = list(backend.internal_ports) + (["s3"] if forward else [])
         offsets = {"admin": ADMIN_GRPC_OFFSET} if backend.name == SEAWEEDFS else {}
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ports = internal_ports(self.data_dir / "ports.json", names, offsets, avoid=[port])
+        avoid = [port, *self._node_ports()]
+        ports = internal_ports(self.data_dir / "ports.json", names, offsets, avoid=avoid)
         bind = LOOPBACK if backend.listens_on_loopback_only else host
         self._launch = make_launch(
             backend,

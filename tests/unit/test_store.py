@@ -36,6 +36,19 @@ async def _started(root: Path, port: int | None = None, **store: object) -> Loca
     return server
 
 
+async def read_back(server: LocalStore, bucket: str, key: str) -> bytes:
+    """An object read after a (re)start. SeaweedFS's S3 API answers before its volume server
+    has registered, with InternalError for a moment: like any client (bacedge's own S3
+    inputs do), this retries while the store says it is busy (5xx), for up to 20 s."""
+    for _ in range(100):
+        try:
+            return await asyncio.to_thread(lambda: server.client().get_object(bucket, key).read())
+        except S3Error as exc:
+            assert exc.code in SERVER_BUSY_CODES, exc
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{bucket}/{key} still unreadable after 20 s")
+
+
 def _listening(pid: int) -> set[tuple[str, int]]:
     """Every TCP address the process (and its children) listens on."""
     procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
@@ -95,8 +108,7 @@ async def test_restart_reuses_credentials_and_keeps_data(tmp_path: Path) -> None
         again = json.loads((tmp_path / "store" / CREDENTIALS_FILE).read_text())
         assert again["access_key"] == first["access_key"]
         assert again["secret_key"] == first["secret_key"]
-        body = await asyncio.to_thread(lambda: server.client().get_object("data", "k/v.txt").read())
-        assert body == b"kept"
+        assert await read_back(server, "data", "k/v.txt") == b"kept"
     finally:
         await server.stop()
 
@@ -118,19 +130,7 @@ async def test_a_killed_server_is_restarted_with_its_data(tmp_path: Path) -> Non
         assert health["alive"] and health["restarts"] == 1, health
         assert "SIGKILL" in health["last_error"]
         assert server.pid not in (None, pid)
-        # The S3 API answers before the restarted volume server has registered: like any
-        # client (bacedge's own S3 inputs do so), retry while it says it is busy (5xx).
-        body = b""
-        for _ in range(100):
-            try:
-                body = await asyncio.to_thread(
-                    lambda: server.client().get_object("data", "a.txt").read()
-                )
-                break
-            except S3Error as exc:
-                assert exc.code in SERVER_BUSY_CODES, exc
-                await asyncio.sleep(0.2)
-        assert body == b"abc"
+        assert await read_back(server, "data", "a.txt") == b"abc"
     finally:
         await server.stop()
 
@@ -265,3 +265,37 @@ def test_command_lines_keep_secrets_out_of_argv_and_services_local(tmp_path: Pat
 )
 def test_bucket_names_follow_s3_rules(name: str, ok: bool) -> None:
     assert (bucket_name_problem(name) is None) is ok
+
+
+async def test_the_store_never_picks_a_port_this_nodes_own_servers_listen_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store starts first and picks free ports; the API, NATS and results servers bind
+    theirs later. A pick that equals one of them made `serve --store` fail at the API with
+    "address already in use" (seen in CI). Here the port picker offers those first."""
+    require_weed()
+    from edge.store import server as store_server
+
+    api, nats = free_port(), free_port()
+    config = load_config(
+        None,
+        {"node.data_dir": tmp_path, "store.port": 0, "api.port": api, "nats.port": nats},
+        environ={},
+    )
+    offered = [api, nats]
+    real = store_server.free_port
+
+    def picker(host: str = "127.0.0.1") -> int:
+        return offered.pop(0) if offered else real(host)
+
+    monkeypatch.setattr(store_server, "free_port", picker)
+    server = LocalStore(config, probe_interval=0.5)
+    await server.start()
+    try:
+        assert not offered, "the picker was asked and its first answers refused"
+        assert server.pid is not None
+        ports = {port for _, port in _listening(server.pid)}
+        assert api not in ports and nats not in ports
+        assert f":{api}" not in server.endpoint and f":{nats}" not in server.endpoint
+    finally:
+        await server.stop()
