@@ -24,7 +24,6 @@ CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY, job_id TEXT NOT NULL, state INTEGER NOT NULL,
     updated INTEGER NOT NULL, data TEXT NOT NULL, node TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS executions_state ON executions(state);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL, state INTEGER NOT NULL,
     time INTEGER NOT NULL, message TEXT NOT NULL
@@ -43,6 +42,9 @@ def _migrate(db: sqlite3.Connection) -> None:
         if "node" not in columns:
             db.execute(f"ALTER TABLE {table} ADD COLUMN node TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE INDEX IF NOT EXISTS executions_node ON executions(node, state)")
+    # Every query filters by node first: (node, state) serves them, and the older index on
+    # state alone only cost each write (a third of a simulated fleet's ledger time).
+    db.execute("DROP INDEX IF EXISTS executions_state")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_node ON outbox(node, seq)")
 
 
@@ -97,9 +99,10 @@ class Ledger:
         pending = [(u, u.model_dump_json(by_alias=True, exclude={"Sequence"})) for u in updates]
 
         def write(db: sqlite3.Connection) -> list[ExecutionUpdate]:
-            db.executemany(
-                "INSERT OR REPLACE INTO executions(id,job_id,state,updated,data,node)"
-                " VALUES(?,?,?,?,?,?)",
+            db.executemany(  # an upsert: REPLACE deletes and reinserts, every index twice
+                "INSERT INTO executions(id,job_id,state,updated,data,node) VALUES(?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET job_id=excluded.job_id, state=excluded.state,"
+                " updated=excluded.updated, data=excluded.data, node=excluded.node",
                 rows,
             )
             out = []
