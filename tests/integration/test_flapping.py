@@ -21,7 +21,9 @@ def test_a_node_that_keeps_reconnecting_gets_no_new_work_until_its_back_off_ends
     node_id = cluster.wait_nodes(1)[0]["Info"]["NodeID"]
 
     def connections() -> int:
-        return node.output().count("connected to orchestrator")
+        # Counted where the orchestrator logs them: a node stopped right after connecting
+        # may die before its own log line is written (CI saw 1 where there were 2).
+        return cluster.procs[0].output().count("INFO node connected")
 
     def scheduling() -> dict[str, str]:
         body = httpx.get(f"{cluster.api}{API}/nodes/{node_id}", timeout=10).json()
