@@ -12,23 +12,17 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import ValidationError
 
-from edge import __version__
-from edge.models import (
-    BuildVersionInfo,
-    Execution,
-    Job,
-    JobHistory,
-    NodeInfo,
-    NodeState,
-    SpecConfig,
-)
-from edge.models.compat import Server, server_from_version
+from edge import __version__, models
+
+if TYPE_CHECKING:  # annotations; at run time each model loads on first use (edge.models)
+    from edge.models import Execution, Job, JobHistory, NodeInfo, NodeState, SpecConfig
+    from edge.models.compat import Server
 
 __all__ = [
     "DEFAULT_API",
@@ -384,16 +378,16 @@ def _parse_get_job(
     body: Any,
 ) -> tuple[Job, list[JobHistory] | None, list[Execution] | None]:
     data = _obj(body)
-    job = Job.model_validate(_ci(data, "Job", default={}) or {})
+    job = models.Job.model_validate(_ci(data, "Job", default={}) or {})
     history_raw = _ci(data, "History")
     executions_raw = _ci(data, "Executions")
     history = (
-        [JobHistory.model_validate(h) for h in _items(history_raw, "History")[0]]
+        [models.JobHistory.model_validate(h) for h in _items(history_raw, "History")[0]]
         if history_raw is not None
         else None
     )
     executions = (
-        [Execution.model_validate(e) for e in _items(executions_raw, "Executions")[0]]
+        [models.Execution.model_validate(e) for e in _items(executions_raw, "Executions")[0]]
         if executions_raw is not None
         else None
     )
@@ -403,7 +397,7 @@ def _parse_get_job(
 def _parse_node(body: Any) -> NodeState:
     data = _obj(body)
     node = _ci(data, "Node")
-    return NodeState.model_validate(node if isinstance(node, Mapping) else data)
+    return models.NodeState.model_validate(node if isinstance(node, Mapping) else data)
 
 
 def _parse_agent_node(body: Any) -> NodeInfo:
@@ -413,7 +407,7 @@ def _parse_agent_node(body: Any) -> NodeInfo:
     if isinstance(inner, Mapping):
         data = inner
     info = _ci(data, "Info")
-    return NodeInfo.model_validate(info if isinstance(info, Mapping) else data)
+    return models.NodeInfo.model_validate(info if isinstance(info, Mapping) else data)
 
 
 def _parse_version(body: Any) -> dict[str, Any]:
@@ -421,7 +415,7 @@ def _parse_version(body: Any) -> dict[str, Any]:
     one wrapped in `BuildVersionInfo`; empty fields left out."""
     data = _obj(body)
     inner = _ci(data, "BuildVersionInfo")
-    info = BuildVersionInfo.model_validate(inner if isinstance(inner, Mapping) else data)
+    info = models.BuildVersionInfo.model_validate(inner if isinstance(inner, Mapping) else data)
     return {k: v for k, v in info.model_dump().items() if v != ""}
 
 
@@ -449,7 +443,7 @@ class _Endpoints:
             reverse=reverse,
             labels=_labels(labels),
         )
-        parse = _list_of(Job.model_validate, "Jobs")
+        parse = _list_of(models.Job.model_validate, "Jobs")
         return _Call("GET", f"{ORCHESTRATOR}/jobs", parse, params)
 
     @staticmethod
@@ -481,7 +475,7 @@ class _Endpoints:
             since=since, event_type=event_type, execution_id=execution_id, next_token=next_token
         )
         path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/history"
-        parse = _list_of(JobHistory.model_validate, "History")
+        parse = _list_of(models.JobHistory.model_validate, "History")
         return _Call("GET", path, parse, params, meant=_history_meant)
 
     @staticmethod
@@ -489,13 +483,13 @@ class _Endpoints:
         job_id: str, next_token: str | None
     ) -> _Call[tuple[list[Execution], str | None]]:
         path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/executions"
-        parse = _list_of(Execution.model_validate, "Executions")
+        parse = _list_of(models.Execution.model_validate, "Executions")
         return _Call("GET", path, parse, _params(next_token=next_token), meant=_executions_meant)
 
     @staticmethod
     def job_versions(job_id: str, next_token: str | None) -> _Call[tuple[list[Job], str | None]]:
         path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/versions"
-        parse = _list_of(Job.model_validate, "Jobs", "Versions")
+        parse = _list_of(models.Job.model_validate, "Jobs", "Versions")
         return _Call("GET", path, parse, _params(next_token=next_token))
 
     @staticmethod
@@ -503,7 +497,7 @@ class _Endpoints:
         job_id: str, next_token: str | None
     ) -> _Call[tuple[list[SpecConfig], str | None]]:
         path = f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/results"
-        parse = _list_of(SpecConfig.model_validate, "Results")
+        parse = _list_of(models.SpecConfig.model_validate, "Results")
         return _Call("GET", path, parse, _params(next_token=next_token))
 
     @staticmethod
@@ -525,7 +519,7 @@ class _Endpoints:
             filter__approval=filter_approval,
             filter__status=filter_status,
         )
-        parse = _list_of(NodeState.model_validate, "Nodes")
+        parse = _list_of(models.NodeState.model_validate, "Nodes")
         return _Call("GET", f"{ORCHESTRATOR}/nodes", parse, params)
 
     @staticmethod
@@ -634,6 +628,8 @@ class _Base:
     def _meant(self, call: _Call[T], value: T) -> T:
         if call.meant is None or not self.by_version:
             return value
+        from edge.models.compat import Server  # only answers read by version need it
+
         return call.meant(self.server or Server(), value)
 
     def _remember_server(self, answer: Mapping[str, Any] | ClientError) -> None:
@@ -641,6 +637,8 @@ class _Base:
         one that refuses or lacks the endpoint is read as bacedge."""
         if isinstance(answer, ApiUnreachable):
             raise answer
+        from edge.models.compat import server_from_version  # only callers that need it
+
         self.server = server_from_version(answer if isinstance(answer, Mapping) else {})
 
     def _decode(self, call: _Call[T], response: httpx.Response) -> T:

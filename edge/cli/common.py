@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -15,8 +15,10 @@ from pydantic import ValidationError
 
 from edge.cli.output import OUTPUT_FORMATS, dump
 from edge.client import DEFAULT_API, ApiClient, ApiError, ClientError
-from edge.config import Config, ConfigError, load_config
 from edge.jobspec import SpecError, parse_spec_text
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +86,17 @@ class Connection:
         )
 
 
+def read_config(path: Path | str | None = None) -> Config:
+    """The config (`path`, else the default file), a bad one as a usage error. Loaded on
+    demand: a command given `--api` never reads it, nor pays for the config models."""
+    from edge.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -114,12 +127,11 @@ def resolve_connection(
     base = Connection()
     if profile or not given("api"):
         if config is None:
-            try:
-                config = load_config()
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
+            config = read_config()
         name = profile or (None if given("api") else config.client.profile or None)
         if name:
+            from edge.config import ConfigError
+
             try:
                 section = config.profile(name)
             except ConfigError as exc:
@@ -211,10 +223,7 @@ def connection_options(func: F) -> F:
         ctx = click.get_current_context()
         config = None
         if kwargs.get("config_file") is not None:  # a command with its own --config option
-            try:
-                config = load_config(kwargs["config_file"])
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
+            config = read_config(kwargs["config_file"])
         connection = resolve_connection(
             ctx, api, api_key, api_user, cacert, insecure, profile, config
         )

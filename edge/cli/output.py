@@ -16,22 +16,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from pydantic import BaseModel
 
-from edge.models import (
-    BuildVersionInfo,
-    Execution,
-    Job,
-    JobHistory,
-    NodeInfo,
-    NodeState,
-    Resources,
-    format_bytes,
-    short_id,
-)
+from edge import models
+from edge.models.ids import short_id
+from edge.models.resources import format_bytes
+
+if TYPE_CHECKING:  # annotations only: a table of jobs loads no node or event models
+    from edge.models import Execution, Job, JobHistory, NodeInfo, NodeState, Resources
 
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
@@ -553,7 +548,7 @@ def describe_node_info(info: NodeInfo) -> list[tuple[str, str]]:
     """Identity and capabilities, shared by `node describe` and `agent node`."""
     compute = info.ComputeNodeInfo
     inv = compute.Inventory
-    version = BuildVersionInfo.model_validate(info.BacalhauVersion).GitVersion
+    version = models.BuildVersionInfo.model_validate(info.BacalhauVersion).GitVersion
     return [
         ("ID", info.NodeID),
         ("Type", info.NodeType),
