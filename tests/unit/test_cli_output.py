@@ -304,6 +304,23 @@ def test_version_loads_no_command_module() -> None:
     assert "bacedge, version" in out and "HEAVY []" in out, out
 
 
+def test_job_list_loads_only_the_models_it_reads() -> None:
+    """`bacedge job list --api URL` builds the job models and nothing else: no config (the
+    connection is fully given), no node, event or version models, no TUI."""
+    port = _closed_port()
+    code = (
+        "import sys; from edge.cli.main import cli; "
+        f"sys.argv=['bacedge','job','list','--api','http://127.0.0.1:{port}']\n"
+        "try: cli()\nexcept SystemExit: pass\n"
+        "loaded=[m for m in ('edge.config','edge.models.node','edge.models.events',"
+        "'edge.models.version','edge.models.compat','textual') if m in sys.modules]\n"
+        "print('LOADED', loaded, 'edge.models.job' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "cannot reach the orchestrator" in done.stderr, done.stderr
+    assert "LOADED [] True" in done.stdout, done.stdout
+
+
 def test_optional_commands_are_skipped_only_when_their_module_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -154,3 +154,18 @@ def test_nodes_in_older_bacalhau_shapes(
     assert node.ConnectionState.Status == NodeConnection(status)
     assert list(node.wire()) == ["Info", "Membership", "Connection", "ConnectionState"]
     assert node.wire()["Connection"] == status  # as Bacalhau sends it: both, in this order
+
+
+def test_the_models_package_names_each_model_once_and_loads_it_on_first_use() -> None:
+    """`edge.models` is lazy (PEP 562): every public name resolves to its submodule's own
+    object, `dir()` lists it, and a name it does not have is an AttributeError."""
+    import importlib
+
+    import edge.models as package
+
+    for name in package.__all__:
+        home = importlib.import_module(f"edge.models.{package._HOME[name]}")
+        assert getattr(package, name) is getattr(home, name), name
+    assert set(package.__all__) <= set(dir(package))
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        package.Nothing  # noqa: B018
