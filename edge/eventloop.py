@@ -1,28 +1,47 @@
-"""The event loop every long-running bacedge process runs on.
+"""The event loop every long-running bacedge process runs on, and its garbage collection.
 
 uvloop when it is installed (a dependency on Linux): measured with bench/bench_jobs.py's
 latency section on a 2-core machine, a noop job's submit -> Completed p50 fell by about a
 fifth (32-36 ms -> 25-29 ms). `BACEDGE_EVENT_LOOP=asyncio` keeps the standard loop.
 
-The cyclic garbage collector runs less often in these processes, and never looks again at
-what startup built (`started()`): an orchestrator with 1,000 simulated nodes spent 1.9-2.9 s
-of CPU in it during bench/bench_scale.py's placement run with Python's defaults (1,600+
-young, 13 full collections), 0.8-0.9 s with these, at the same RSS. Reference counting
-frees everything else at once, as before; cycles are still collected, in larger steps.
+Garbage collection: reference counting frees almost everything these processes drop; the
+cyclic collector is for the rest. Python's generational passes keep re-scanning whatever
+survives a young collection, and a server at scale holds a large, slowly changing heap
+(the fleet's node states, thousands of executions in flight). Measured in
+bench/bench_scale.py's placement run with 10,000 simulated nodes, the generational
+collector (already at (10000, 10, 10)) took about a quarter of the orchestrator's CPU and
+paused it for 0.4-0.8 s several times in 15 s, while a full collection found ~600 cyclic
+objects in 15 s. So once a process has started (`started()`): what startup built is frozen
+out of the collector's reach, and full collections run only when the number of objects the
+collector tracks has grown by as many as were alive after the last one (at least
+`GROWTH_FLOOR`), or `MAX_INTERVAL` after it: cyclic garbage stays bounded by the live heap,
+and a steady server is not scanned over and over. Startup keeps the generational collector
+(a node may retry joining for a long time, and each failed try can leave cycles).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import logging
 import os
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Python's defaults are (700, 10, 10): a young collection every 700 net allocations.
+log = logging.getLogger("bacedge.gc")
+
+# Until started(): Python's defaults are (700, 10, 10), a young collection every 700 net
+# allocations; startup builds many long-lived objects, so fewer passes.
 GC_THRESHOLDS = (10_000, 10, 10)
+GROWTH_FLOOR = 100_000  # tracked objects; ~10-20 MB of small objects at most
+CHECK_EVERY = 1.0  # seconds: reading the growth count costs nothing
+MAX_INTERVAL = 600.0  # seconds: slow leaks of cycles are still collected
+
+_collector: asyncio.Task[None] | None = None
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -38,7 +57,53 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 def started() -> None:
-    """Everything built while starting (modules, models, config) lives as long as the
-    process: moved out of the collector's reach, so full collections stop rescanning it."""
+    """Startup is done (call from the running loop): everything built so far lives as
+    long as the process and is frozen out of the collector's reach; from here, full
+    collections on growth (`collect_on_growth`) replace the generational passes."""
+    global _collector
     gc.collect()
     gc.freeze()
+    if _collector is None or _collector.done():
+        _collector = asyncio.get_running_loop().create_task(
+            collect_on_growth(), name="gc-on-growth"
+        )
+
+
+async def collect_on_growth(
+    floor: int = GROWTH_FLOOR,
+    check_every: float = CHECK_EVERY,
+    max_interval: float = MAX_INTERVAL,
+) -> None:
+    """Turns the generational collector off and runs full collections when the tracked
+    heap has grown by as much as was alive after the last one (at least `floor`), or
+    `max_interval` seconds after it; the collector is turned back on when this ends."""
+    gc.disable()
+    try:
+        live = _tracked()
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(check_every)
+            grown = gc.get_count()[0]  # net new tracked objects since the last collection
+            overdue = grown > 0 and time.monotonic() - last >= max_interval
+            if grown >= max(floor, live) or overdue:
+                began = time.perf_counter()
+                found = gc.collect()
+                live = _tracked()
+                last = time.monotonic()
+                log.debug(
+                    "full collection",
+                    extra={
+                        "grown": grown,
+                        "unreachable": found,
+                        "live": live,
+                        "ms": round((time.perf_counter() - began) * 1000, 1),
+                    },
+                )
+    finally:
+        with contextlib.suppress(Exception):
+            gc.enable()
+
+
+def _tracked() -> int:
+    """Objects the collector tracks and would scan (frozen ones are out of its reach)."""
+    return len(gc.get_objects())
