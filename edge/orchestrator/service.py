@@ -1170,9 +1170,7 @@ class Orchestrator:
     async def _drain_progress(self, now: int) -> None:
         """Draining nodes: past the deadline their jobs are planned again (their work moves);
         with nothing of ours left to run, they are DRAINED."""
-        for node in self.nodes.nodes.values():
-            if not node.draining:
-                continue
+        for node in self.nodes.draining():
             if not node.active:
                 before = node.state.Scheduling.Status.value
                 self.nodes.drained(node)

@@ -231,3 +231,35 @@ def test_release_gives_back_what_was_allocated_whatever_the_job_asks_by_then() -
     manager.release(node, "e-1")  # released twice: nothing more comes back
     manager.release(node, "e-2")
     assert node.allocated == before and not node.active and not node.held
+
+
+def test_the_draining_nodes_are_known_without_visiting_the_fleet() -> None:
+    """The sweep asks for the draining nodes every half second: the manager keeps them as
+    each drain starts and ends, and gives exactly the nodes whose status says DRAINING."""
+    manager = NodeManager(heartbeat_timeout=30, auto_approve=True)
+
+    def draining() -> set[str]:
+        listed = {n.node_id for n in manager.draining()}
+        assert listed == {n.node_id for n in manager.nodes.values() if n.draining}
+        return listed
+
+    for i in range(4):
+        manager.handshake(info(f"n-{i}", 4, {}, ["noop"]))
+    assert draining() == set()
+    manager.set_scheduling("n-1", "drain")
+    manager.set_scheduling("n-2", "drain")
+    manager.set_scheduling("n-2", "drain", deadline=60)  # again, with a deadline
+    assert draining() == {"n-1", "n-2"}
+    manager.drained(manager.nodes["n-1"])
+    manager.set_scheduling("n-3", "cordon")
+    assert draining() == {"n-2"}
+    manager.set_scheduling("n-2", "uncordon")
+    manager.set_scheduling("n-3", "drain")
+    assert draining() == {"n-3"}
+    manager.delete("n-3")
+    assert draining() == set()
+    stored = manager.nodes["n-0"].state.model_copy(deep=True)
+    stored.Scheduling.Status = NodeScheduling.DRAINING
+    restarted = NodeManager(heartbeat_timeout=30, auto_approve=True)
+    restarted.load([stored])  # a drain that began before a restart goes on
+    assert [n.node_id for n in restarted.draining()] == ["n-0"]
