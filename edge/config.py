@@ -228,6 +228,7 @@ class ComputeSection(_Section):
     allowed_local_paths: list[Path] = Field(default_factory=list)
     allow_networking: bool = False
     max_output_bytes: int = Field(default=1 << 20, ge=0)
+    max_log_bytes: int = Field(default=64 << 20, ge=0)  # per execution's `job logs` lines
     default_execution_timeout: float = Field(default=1800.0, gt=0)
     max_concurrent: int = Field(default=0, ge=0)  # 0: one slot per CPU core (at least 4)
     cpu: str = ""  # capacity override ("2", "1500m"); empty: the machine's

@@ -713,7 +713,9 @@ class ComputeNode:
     async def _execute(self, execution: Execution) -> None:
         assert self._slots is not None and execution.Job is not None
         workdir = self.root / "executions" / execution.ID  # created when something needs it
-        output_log = ExecutionLog(workdir / "output.jsonl", self._publish_lines)
+        output_log = ExecutionLog(
+            workdir / "output.jsonl", self._publish_lines, self.cfg.max_log_bytes
+        )
         self.logs[execution.ID] = output_log
         outcome: Outcome
         try:

@@ -11,23 +11,63 @@ Publish = Callable[[str, list[tuple[int, str]], bool], None]
 """Sends (subject, lines, eof) to one follower."""
 
 
-class ExecutionLog:
-    """One execution's output: complete lines go to `output.jsonl` and to followers."""
+MAX_LINE = 64 * 1024
+"""Bytes: a longer line is kept as pieces of this size (Docker cuts at 16 KiB), so a task
+printing without newlines never makes the node hold more than this per stream."""
 
-    def __init__(self, path: Path, publish: Publish) -> None:
+
+class ExecutionLog:
+    """One execution's output: complete lines go to `output.jsonl` and to followers.
+
+    At most `max_bytes` of lines are kept ([compute] max_log_bytes); past that one line on
+    stderr says the log was cut, and the rest of the output is read and dropped (the task
+    is not held up): a task printing forever cannot fill the device's disk, nor a later
+    `job logs` the node's memory."""
+
+    def __init__(self, path: Path, publish: Publish, max_bytes: int) -> None:
         self.path = path
         self.publish = publish
+        self.max_bytes = max_bytes
+        self._kept = 0  # bytes of lines written so far, newlines included
+        self.truncated = False
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
         self._followers: set[str] = set()
         self._file: TextIO | None = None  # opened on the first line: most tasks print little
         self.closed = False
 
     def write(self, stream: int, data: bytes) -> None:
+        if self.truncated:
+            return
         buffered = self._partial.get(stream, b"") + data
         *complete, rest = buffered.split(b"\n")
+        while len(rest) > MAX_LINE:
+            complete.append(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
         self._partial[stream] = rest
         if complete:
-            self._emit([(stream, c.decode("utf-8", "replace")) for c in complete])
+            self._keep(stream, complete)
+
+    def _keep(self, stream: int, raw: list[bytes]) -> None:
+        """Lines within the byte budget, cut to MAX_LINE, then the truncation notice."""
+        lines: list[tuple[int, str]] = []
+        for line in raw:
+            for start in range(0, max(len(line), 1), MAX_LINE):
+                piece = line[start : start + MAX_LINE]
+                if self._kept + len(piece) + 1 > self.max_bytes:
+                    self._cut(lines)
+                    return
+                self._kept += len(piece) + 1
+                lines.append((stream, piece.decode("utf-8", "replace")))
+        self._emit(lines)
+
+    def _cut(self, lines: list[tuple[int, str]]) -> None:
+        self.truncated = True
+        self._partial = {1: b"", 2: b""}
+        notice = (
+            f"bacedge: log cut after {self._kept} bytes ([compute] max_log_bytes); "
+            "the task's further output is not kept"
+        )
+        self._emit([*lines, (2, notice)])
 
     def _emit(self, lines: list[tuple[int, str]]) -> None:
         if self._file is None:
@@ -47,9 +87,9 @@ class ExecutionLog:
     def close(self) -> None:
         if self.closed:
             return
-        rest = [(s, p.decode("utf-8", "replace")) for s, p in self._partial.items() if p]
-        if rest:
-            self._emit(rest)
+        for stream, rest in self._partial.items():
+            if rest and not self.truncated:
+                self._keep(stream, [rest])
         if self._file is not None:
             self._file.close()
         self.closed = True

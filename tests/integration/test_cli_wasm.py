@@ -225,3 +225,21 @@ def test_errors_are_one_line_without_traceback(single: Cluster, tmp_path: Path) 
     down = single.cli("job", "list")
     assert down.returncode == 1 and "Traceback" not in down.stderr
     assert "cannot reach the orchestrator" in down.stderr
+
+
+def test_a_task_flooding_its_output_keeps_a_capped_log(cluster: Cluster) -> None:
+    """flood.wasm writes 1 MiB to stdout and 1 MiB to stderr without a newline: `job logs`
+    gets what fits in max_log_bytes, in pieces, and says where it was cut; the job ends."""
+    cluster.orchestrator(True, BACEDGE_COMPUTE_MAX_LOG_BYTES="200000")
+    cluster.wait_nodes(1)
+    job_id = cluster.cli(
+        "wasm", "run", "--id-only", "--no-wait", str(build_wasm("flood")), check=True
+    ).stdout.strip()
+    assert cluster.wait_state(job_id, "Completed", "Failed")["Job"]["State"]["StateType"] == (
+        "Completed"
+    )
+    logs = cluster.cli("job", "logs", job_id, check=True)
+    kept = logs.stdout.replace("\n", "")
+    assert 100_000 < len(kept) <= 200_000 and set(kept) == {"x"}
+    assert max(len(line) for line in logs.stdout.splitlines()) == 64 * 1024
+    assert "log cut after" in logs.stdout + logs.stderr
