@@ -386,7 +386,11 @@ def history(
 def logs(
     client: ApiClient, follow: bool, tail: bool, execution_id: str | None, job_id: str
 ) -> None:
-    """Print a job's stdout (to stdout) and stderr (to stderr)."""
+    """Print a job's stdout (to stdout) and stderr (to stderr).
+
+    Nodes keep up to [compute] max_log_bytes (64 MiB) of each execution's output lines, in
+    pieces of at most 64 KiB; past that the log ends with a line saying where it was cut.
+    """
     try:
         for kind, line in client.stream_logs(
             job_id, execution_id=execution_id, tail=tail, follow=follow
