@@ -37,9 +37,9 @@ log = logging.getLogger("bacedge.gc")
 # Until started(): Python's defaults are (700, 10, 10), a young collection every 700 net
 # allocations; startup builds many long-lived objects, so fewer passes.
 GC_THRESHOLDS = (10_000, 10, 10)
-GROWTH_FLOOR = 100_000  # tracked objects; ~10-20 MB of small objects at most
+GROWTH_FLOOR = 50_000  # tracked objects: a few MB of small objects at most
 CHECK_EVERY = 1.0  # seconds: reading the growth count costs nothing
-MAX_INTERVAL = 600.0  # seconds: slow leaks of cycles are still collected
+MAX_INTERVAL = 300.0  # seconds: slow leaks of cycles are still collected
 
 _collector: asyncio.Task[None] | None = None
 
