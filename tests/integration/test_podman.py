@@ -406,7 +406,15 @@ def _kill_node_mid_task(
     )
     wait_until(lambda: _execution(cluster, job_id)["ComputeState"]["StateType"] == 6, 30, "run")
     execution_id = _execution(cluster, job_id)["ID"]
-    wait_until(lambda: _containers(podman, **{LABEL_EXECUTION: execution_id}), 30, "the container")
+    # Running, not just created: a node killed between creating and starting the container
+    # leaves one that never runs (CI hit that window once, under load).
+    wait_until(
+        lambda: any(
+            c["State"] == "running" for c in _containers(podman, **{LABEL_EXECUTION: execution_id})
+        ),
+        30,
+        "the container to run",
+    )
     cluster.procs[-1].kill()
     return job_id, execution_id
 
