@@ -189,6 +189,18 @@ def times(api: str, job_ids: list[str]) -> tuple[float, float]:
     return accepted, done
 
 
+def stuck(client: httpx.Client, jobs: list[dict[str, Any]]) -> str:
+    """What holds a job that does not finish: its executions' states and messages."""
+    job_id = jobs[0]["ID"]
+    found = client.get(f"{JOBS}/{job_id}/executions", params={"limit": 1000}).json()["Items"]
+    seen: dict[str, int] = {}
+    for execution in found:
+        state = execution["ComputeState"]
+        key = f"{state['StateType']} {state.get('Message', '')[:120]!r}"
+        seen[key] = seen.get(key, 0) + 1
+    return f"job {job_id} executions by state: {seen}"
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -223,9 +235,9 @@ def bench_placements(args: argparse.Namespace, nodes: int) -> None:
             deadline = time.monotonic() + 120 + total / 100
             with httpx.Client(base_url=scale.api, timeout=300) as client:
                 active = {"state": "Pending,Queued,Running", "limit": 1}
-                while client.get(JOBS, params=active).json()["Items"]:
+                while items := client.get(JOBS, params=active).json()["Items"]:
                     if time.monotonic() > deadline:
-                        raise SystemExit("timed out waiting for the jobs")
+                        raise SystemExit(f"timed out waiting for the jobs: {stuck(client, items)}")
                     time.sleep(0.25)
             cpu1, sim1, polled = cpu_seconds(orch), cpu_seconds(sim), time.time()
             accepted_at, done_at = times(scale.api, job_ids)

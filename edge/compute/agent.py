@@ -747,6 +747,7 @@ class ComputeNode:
             outcome = Outcome(ComputeStateType.FAILED, f"internal error: {exc}")
         finally:
             output_log.close()
+            self.logs.pop(execution.ID, None)  # its file serves `logs` from here on
             self.running.pop(execution.ID, None)
         self.active.pop(execution.ID, None)
         await self._report(execution, outcome)
@@ -810,7 +811,7 @@ class ComputeNode:
         request = decode(LogRequest, msg.data)
         path = self.root / "executions" / request.ExecutionID / "output.jsonl"
         live = self.logs.get(request.ExecutionID)
-        if live is None and not path.exists():
+        if live is None and not path.exists():  # the orchestrator shows its stored output
             await msg.respond(encode(LogReply(OK=False, Error="no logs on this node")))
             return
         await msg.respond(encode(LogReply(OK=True)))

@@ -8,14 +8,19 @@ A node's ledger is one SQLite file (`LedgerDB`) of its own. Simulated nodes (`ba
 devstack --simulated`) share one file per process instead, each seeing only its rows (the
 `node` column): ten thousand files would hold thirty thousand descriptors (database, WAL,
 shared memory) and ten thousand threads, and one file group-commits their writes together.
+
+A job's spec is stored once per node and job version (`jobs`), not inside each execution's
+row: every state change rewrites the execution's row, and with the spec inside it a node
+wrote each job three times per execution (most of its ledger's bytes, on a device's flash).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from pathlib import Path
 
-from edge.models import ComputeStateType, Execution
+from edge.models import ComputeStateType, Execution, Job
 from edge.sqlite import SqliteThread
 from edge.transport.messages import ExecutionUpdate
 
@@ -32,7 +37,16 @@ CREATE INDEX IF NOT EXISTS events_execution ON events(execution_id);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL, node TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    node TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (node, id, version)
+);
 """
+_WITH_JOB = (
+    "SELECT e.data, j.data FROM executions e LEFT JOIN jobs j"
+    " ON j.node = e.node AND j.id = e.job_id AND j.version = e.job_version"
+)
+_JOBS_REMEMBERED = 4096  # (job, version) pairs a node knows it stored, to skip re-dumping them
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -41,10 +55,15 @@ def _migrate(db: sqlite3.Connection) -> None:
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if "node" not in columns:
             db.execute(f"ALTER TABLE {table} ADD COLUMN node TEXT NOT NULL DEFAULT ''")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+    if "job_version" not in columns:  # older rows hold their job inside `data`
+        db.execute("ALTER TABLE executions ADD COLUMN job_version INTEGER NOT NULL DEFAULT 0")
     db.execute("CREATE INDEX IF NOT EXISTS executions_node ON executions(node, state)")
     # Every query filters by node first: (node, state) serves them, and the older index on
     # state alone only cost each write (a third of a simulated fleet's ledger time).
     db.execute("DROP INDEX IF EXISTS executions_state")
+    # Pruning asks whether a job has executions left on the node; written once per execution.
+    db.execute("CREATE INDEX IF NOT EXISTS executions_job ON executions(node, job_id)")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_node ON outbox(node, seq)")
 
 
@@ -71,6 +90,7 @@ class Ledger:
         self._file = LedgerDB(path) if isinstance(path, Path) else path
         self._sql = self._file.sql
         self.node = node
+        self._jobs: OrderedDict[tuple[str, int], None] = OrderedDict()  # stored, most recent last
 
     async def open(self) -> None:
         if self._own:
@@ -89,20 +109,33 @@ class Ledger:
             (
                 e.ID,
                 e.JobID,
+                e.JobVersion,
                 int(e.ComputeState.StateType),
                 e.ModifyTime,
-                e.model_dump_json(by_alias=True),
+                e.model_dump_json(by_alias=True, exclude={"Job"}),
                 node,
             )
             for e in executions
         ]
+        jobs = {
+            (e.JobID, e.JobVersion): e.Job
+            for e in executions
+            if e.Job is not None and (e.JobID, e.JobVersion) not in self._jobs
+        }
+        job_rows = [
+            (node, job_id, version, job.model_dump_json(by_alias=True))
+            for (job_id, version), job in jobs.items()
+        ]
         pending = [(u, u.model_dump_json(by_alias=True, exclude={"Sequence"})) for u in updates]
 
         def write(db: sqlite3.Connection) -> list[ExecutionUpdate]:
+            db.executemany(
+                "INSERT OR IGNORE INTO jobs(node,id,version,data) VALUES(?,?,?,?)", job_rows
+            )
             db.executemany(  # an upsert: REPLACE deletes and reinserts, every index twice
-                "INSERT INTO executions(id,job_id,state,updated,data,node) VALUES(?,?,?,?,?,?)"
-                " ON CONFLICT(id) DO UPDATE SET job_id=excluded.job_id, state=excluded.state,"
-                " updated=excluded.updated, data=excluded.data, node=excluded.node",
+                "INSERT INTO executions(id,job_id,job_version,state,updated,data,node)"
+                " VALUES(?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET state=excluded.state,"
+                " updated=excluded.updated, data=excluded.data",  # its job and node stay
                 rows,
             )
             out = []
@@ -115,7 +148,21 @@ class Ledger:
                 out.append(update.model_copy(update={"Sequence": cursor.lastrowid or 0}))
             return out
 
-        return await self._sql.write(write)
+        stored = await self._sql.write(write)
+        for key in jobs:  # only once written: a failed write dumps them again next time
+            self._jobs[key] = None
+            self._jobs.move_to_end(key)
+        while len(self._jobs) > _JOBS_REMEMBERED:
+            self._jobs.popitem(last=False)
+        return stored
+
+    @staticmethod
+    def _execution(data: str, job: str | None) -> Execution:
+        """An execution row with its job: from `jobs`, or inside `data` (older ledgers)."""
+        execution = Execution.model_validate_json(data)
+        if job is not None and execution.Job is None:
+            execution.Job = Job.model_validate_json(job)
+        return execution
 
     async def acknowledge(self, sequences: list[int]) -> None:
         if sequences:
@@ -141,19 +188,19 @@ class Ledger:
         marks = ",".join("?" * len(terminal))
         rows = await self._sql.call(
             lambda: self._sql.db.execute(
-                f"SELECT data FROM executions WHERE node=? AND state NOT IN ({marks})",
+                f"{_WITH_JOB} WHERE e.node=? AND e.state NOT IN ({marks})",
                 [self.node, *terminal],
             ).fetchall()
         )
-        return [Execution.model_validate_json(r[0]) for r in rows]
+        return [self._execution(data, job) for data, job in rows]
 
     async def get(self, execution_id: str) -> Execution | None:
         row = await self._sql.call(
             lambda: self._sql.db.execute(
-                "SELECT data FROM executions WHERE id=? AND node=?", (execution_id, self.node)
+                f"{_WITH_JOB} WHERE e.id=? AND e.node=?", (execution_id, self.node)
             ).fetchone()
         )
-        return Execution.model_validate_json(row[0]) if row else None
+        return self._execution(*row) if row else None
 
     async def known(self, execution_ids: list[str]) -> set[str]:
         """Which of these executions this node has ever taken (running, finished or lost)."""
@@ -175,26 +222,32 @@ class Ledger:
         terminal = [int(s) for s in ComputeStateType if s.terminal]
         marks = ",".join("?" * len(terminal))
         node = self.node
+        # Jobs this ledger remembers storing are kept: a record that skips writing one
+        # again (it is remembered) must find it. The others are written again when next used.
+        remembered = {job_id for job_id, _ in self._jobs}
 
         def forget(db: sqlite3.Connection) -> list[str]:
-            ids = [
-                row[0]
-                for row in db.execute(
-                    f"SELECT id FROM executions WHERE node=? AND state IN ({marks})"
-                    " AND updated < ? LIMIT ?",
-                    [node, *terminal, before_ns, limit],
-                )
-            ]
-            if not ids:
+            found = db.execute(
+                f"SELECT id, job_id FROM executions WHERE node=? AND state IN ({marks})"
+                " AND updated < ? LIMIT ?",
+                [node, *terminal, before_ns, limit],
+            ).fetchall()
+            if not found:
                 return []
             # Updates not yet acknowledged keep their execution (the outbox is small).
             waiting = [
                 row[0] for row in db.execute("SELECT data FROM outbox WHERE node=?", (node,))
             ]
-            ids = [i for i in ids if not any(i in data for data in waiting)]
-            gone = [(i,) for i in ids]
-            db.executemany("DELETE FROM events WHERE execution_id=?", gone)
+            found = [(i, j) for i, j in found if not any(i in data for data in waiting)]
+            ids = [i for i, _ in found]
+            db.executemany("DELETE FROM events WHERE execution_id=?", [(i,) for i in ids])
             db.executemany("DELETE FROM executions WHERE id=? AND node=?", [(i, node) for i in ids])
+            # A job goes with the last of its executions on this node.
+            db.executemany(
+                "DELETE FROM jobs WHERE node=? AND id=? AND NOT EXISTS"
+                " (SELECT 1 FROM executions WHERE node=? AND job_id=?)",
+                [(node, j, node, j) for j in {j for _, j in found} - remembered],
+            )
             return ids
 
         return await self._sql.write(forget)

@@ -39,6 +39,13 @@ def test_jobs_spread_over_two_compute_nodes_and_complete(cluster: Cluster) -> No
     assert topics[0] == "Submission"
     assert history[-1]["JobState"]["New"] == "Completed"
 
+    # Finished: the nodes read logs from the executions' files (no live log is kept), and
+    # an execution that printed nothing has an empty log.
+    assert cluster.cli("job", "logs", job_id, check=True).stdout == "hello\n"
+    quiet = cluster.submit(noop_job("quiet"))
+    cluster.wait_state(quiet, "Completed")
+    assert cluster.cli("job", "logs", quiet, check=True).stdout == ""
+
 
 def test_failed_execution_is_retried_on_another_node(cluster: Cluster) -> None:
     cluster.orchestrator()

@@ -61,3 +61,36 @@ def test_past_max_bytes_one_notice_is_written_and_the_rest_dropped(tmp_path: Pat
     assert "log cut after 1000 bytes" in kept[-1][1] and "max_log_bytes" in kept[-1][1]
     assert seen.lines == kept and log.truncated
     assert (tmp_path / "output.jsonl").stat().st_size < 2000
+
+
+async def test_a_node_keeps_no_log_of_a_finished_execution_in_memory(tmp_path: Path) -> None:
+    """The live log (followers, partial lines) goes when its execution ends; its file stays
+    for `job logs`. A node held one per execution it ever ran (a fleet simulator grew by
+    tens of MB per 10,000 executions)."""
+    import asyncio
+
+    from edge.compute import agent
+    from edge.config import load_config
+    from edge.executors import build_executors
+    from edge.models import Execution, Job
+
+    config = load_config(None, {"node.data_dir": str(tmp_path)}, environ={})
+    node = agent.ComputeNode(config, [])
+    node.executors = build_executors(["noop"])
+    node._slots = asyncio.Semaphore(1)
+    job = Job.model_validate(
+        {
+            "ID": "j-1",
+            "Type": "batch",
+            "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": {"Stdout": "hi\n"}}}],
+        }
+    )
+    await node.ledger.open()
+    try:
+        execution = Execution(ID="e-1", JobID="j-1", Job=job)
+        await node._execute(execution)
+        assert execution.state == agent.ComputeStateType.COMPLETED
+        assert node.logs == {}
+        assert read_lines(node.root / "executions" / "e-1" / "output.jsonl") == [(1, "hi")]
+    finally:
+        await node.ledger.close()

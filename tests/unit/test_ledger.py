@@ -8,12 +8,25 @@ import sqlite3
 from pathlib import Path
 
 from edge.compute.ledger import Ledger, LedgerDB
-from edge.models import ComputeState, ComputeStateType, Execution
+from edge.models import ComputeState, ComputeStateType, Execution, Job
 from edge.transport.messages import ExecutionUpdate
 
 
 def execution(execution_id: str, state: ComputeStateType) -> Execution:
     return Execution(ID=execution_id, JobID="j-1", ComputeState=ComputeState(StateType=state))
+
+
+def with_job(execution_id: str, state: ComputeStateType, version: int = 1) -> Execution:
+    job = Job.model_validate(
+        {
+            "ID": "j-1",
+            "Name": "spec",
+            "Type": "batch",
+            "Version": version,
+            "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}],
+        }
+    )
+    return execution(execution_id, state).model_copy(update={"Job": job, "JobVersion": version})
 
 
 def update(execution_id: str, state: ComputeStateType) -> ExecutionUpdate:
@@ -62,6 +75,11 @@ async def test_a_ledger_from_before_the_node_column_keeps_its_rows(tmp_path: Pat
         "INSERT INTO executions VALUES (?,?,?,?,?)",
         ("e-old", "j-1", 6, 0, running.model_dump_json(by_alias=True)),
     )
+    done = with_job("e-with-job", ComputeStateType.COMPLETED)  # its job inside its row
+    db.execute(
+        "INSERT INTO executions VALUES (?,?,?,?,?)",
+        ("e-with-job", "j-1", 9, 0, done.model_dump_json(by_alias=True)),
+    )
     pending = update("e-old", ComputeStateType.RUNNING).model_dump_json(exclude={"Sequence"})
     db.execute("INSERT INTO outbox(data) VALUES (?)", (pending,))
     db.commit()
@@ -69,6 +87,8 @@ async def test_a_ledger_from_before_the_node_column_keeps_its_rows(tmp_path: Pat
     ledger = Ledger(path)
     await ledger.open()
     assert [e.ID for e in await ledger.unfinished()] == ["e-old"]
+    kept = await ledger.get("e-with-job")
+    assert kept is not None and kept.Job is not None and kept.Job.Name == "spec"
     assert [u.ExecutionID for u in await ledger.outbox()] == ["e-old"]
     assert await ledger.known(["e-old"]) == {"e-old"}
     await ledger.close()
@@ -144,3 +164,68 @@ async def test_the_node_prunes_its_ledger_and_the_execution_folders(tmp_path: Pa
         assert (node.root / "executions" / "e-live" / "output.jsonl").exists()
     finally:
         await node.ledger.close()
+
+
+def jobs_in(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_a_job_is_stored_once_per_version_not_in_every_state_change(
+    tmp_path: Path,
+) -> None:
+    """Each state change rewrites the execution's row; the job's spec is written once per
+    node and version, and executions read back whole (after a restart too)."""
+    path = tmp_path / "ledger.db"
+    ledger = Ledger(path)
+    await ledger.open()
+    states = (ComputeStateType.BID_ACCEPTED, ComputeStateType.RUNNING)
+    for state in states:
+        await ledger.record([with_job("e-1", state), with_job("e-2", state)], [])
+    await ledger.record([with_job("e-3", ComputeStateType.RUNNING, version=2)], [])
+    await ledger.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT id, version FROM jobs ORDER BY version").fetchall() == [
+        ("j-1", 1),
+        ("j-1", 2),
+    ]
+    assert not any('"Job"' in data for (data,) in db.execute("SELECT data FROM executions"))
+    db.close()
+    again = Ledger(path)  # a restarted node: nothing remembered
+    await again.open()
+    unfinished = {e.ID: e for e in await again.unfinished()}
+    assert sorted(unfinished) == ["e-1", "e-2", "e-3"]
+    assert all(e.Job is not None and e.Job.Name == "spec" for e in unfinished.values())
+    assert [e.Job.Version for e in unfinished.values() if e.Job] == [1, 1, 2]
+    await again.close()
+
+
+async def test_a_pruned_job_comes_back_with_its_next_execution(tmp_path: Path) -> None:
+    """A job leaves the ledger with its last execution there, unless this ledger remembers
+    writing it (and so would not write it again); either way a new execution of it finds
+    its job."""
+    path = tmp_path / "ledger.db"
+    done, running = ComputeStateType.COMPLETED, ComputeStateType.RUNNING
+    old = with_job("e-old", done).model_copy(update={"ModifyTime": 100})
+    ledger = Ledger(path)
+    await ledger.open()
+    await ledger.record([old], [])
+    assert await ledger.prune(before_ns=500) == ["e-old"]
+    assert jobs_in(path) == 1  # remembered: kept
+    await ledger.record([with_job("e-next", running)], [])  # so not written again
+    found = await ledger.get("e-next")
+    assert found is not None and found.Job is not None
+    await ledger.record([with_job("e-next", done).model_copy(update={"ModifyTime": 100})], [])
+    await ledger.close()
+
+    restarted = Ledger(path)  # remembers nothing
+    await restarted.open()
+    assert await restarted.prune(before_ns=500) == ["e-next"]
+    assert jobs_in(path) == 0  # gone with its last execution
+    await restarted.record([with_job("e-later", running)], [])
+    found = await restarted.get("e-later")
+    assert found is not None and found.Job is not None and found.Job.Name == "spec"
+    await restarted.close()
