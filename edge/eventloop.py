@@ -12,11 +12,17 @@ bench/bench_scale.py's placement run with 10,000 simulated nodes, the generation
 collector (already at (10000, 10, 10)) took about a quarter of the orchestrator's CPU and
 paused it for 0.4-0.8 s several times in 15 s, while a full collection found ~600 cyclic
 objects in 15 s. So once a process has started (`started()`): what startup built is frozen
-out of the collector's reach, and full collections run only when the number of objects the
-collector tracks has grown by as many as were alive after the last one (at least
-`GROWTH_FLOOR`), or `MAX_INTERVAL` after it: cyclic garbage stays bounded by the live heap,
-and a steady server is not scanned over and over. Startup keeps the generational collector
-(a node may retry joining for a long time, and each failed try can leave cycles).
+out of the collector's reach, and full collections run only when the heap has grown by as
+much as it held after the last one (at least `GROWTH_FLOOR` memory blocks), or `MAX_INTERVAL`
+after it: cyclic garbage stays bounded by the live heap, and a steady server is not scanned
+over and over. Startup keeps the generational collector (a node may retry joining for a long
+time, and each failed try can leave cycles).
+
+The heap is measured in the interpreter's allocated memory blocks, never by listing the
+objects (`gc.get_objects()`): that list holds a reference to every object of every thread,
+and an object whose owner dropped it meanwhile is then finalised on this thread, not its
+own; a SQLite cursor finalised that way resets the statement its connection's thread may be
+running.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -37,7 +44,7 @@ log = logging.getLogger("bacedge.gc")
 # Until started(): Python's defaults are (700, 10, 10), a young collection every 700 net
 # allocations; startup builds many long-lived objects, so fewer passes.
 GC_THRESHOLDS = (10_000, 10, 10)
-GROWTH_FLOOR = 50_000  # tracked objects: a few MB of small objects at most
+GROWTH_FLOOR = 200_000  # memory blocks (at most 512 bytes each): a few MB of small objects
 CHECK_EVERY = 1.0  # seconds: reading the growth count costs nothing
 MAX_INTERVAL = 300.0  # seconds: slow leaks of cycles are still collected
 
@@ -73,37 +80,34 @@ async def collect_on_growth(
     floor: int = GROWTH_FLOOR,
     check_every: float = CHECK_EVERY,
     max_interval: float = MAX_INTERVAL,
+    ratio: float = 1.0,
 ) -> None:
-    """Turns the generational collector off and runs full collections when the tracked
-    heap has grown by as much as was alive after the last one (at least `floor`), or
+    """Turns the generational collector off and runs full collections when the heap has
+    grown by `ratio` times what it held after the last one (at least `floor` blocks), or
     `max_interval` seconds after it; the collector is turned back on when this ends."""
     gc.disable()
     try:
-        live = _tracked()
+        live = sys.getallocatedblocks()
         last = time.monotonic()
         while True:
             await asyncio.sleep(check_every)
-            grown = gc.get_count()[0]  # net new tracked objects since the last collection
-            overdue = grown > 0 and time.monotonic() - last >= max_interval
-            if grown >= max(floor, live) or overdue:
+            grown = sys.getallocatedblocks() - live
+            fresh = gc.get_count()[0] > 0  # objects the collector tracks, made since
+            overdue = fresh and time.monotonic() - last >= max_interval
+            if grown >= max(floor, live * ratio) or overdue:
                 began = time.perf_counter()
                 found = gc.collect()
-                live = _tracked()
+                live = sys.getallocatedblocks()
                 last = time.monotonic()
                 log.debug(
                     "full collection",
                     extra={
                         "grown": grown,
                         "unreachable": found,
-                        "live": live,
+                        "blocks": live,
                         "ms": round((time.perf_counter() - began) * 1000, 1),
                     },
                 )
     finally:
         with contextlib.suppress(Exception):
             gc.enable()
-
-
-def _tracked() -> int:
-    """Objects the collector tracks and would scan (frozen ones are out of its reach)."""
-    return len(gc.get_objects())

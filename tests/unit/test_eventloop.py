@@ -46,7 +46,8 @@ def collector_off() -> object:
 
 async def test_cycles_wait_for_growth_then_go_in_one_full_collection(collector_off: object) -> None:
     assert gc.isenabled()
-    task = asyncio.create_task(collect_on_growth(floor=50_000, check_every=0.01))
+    # Past 50,000 new blocks, whatever the test process held before (ratio 0).
+    task = asyncio.create_task(collect_on_growth(floor=50_000, check_every=0.01, ratio=0))
     await asyncio.sleep(0.05)
     assert not gc.isenabled()  # no generational passes while it runs
     few = _cycles(1_000)  # far under the floor: left for later, never rescanned meanwhile
