@@ -97,7 +97,8 @@ class SqliteThread:
         try:
             result = work(db)
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return result

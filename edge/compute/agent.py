@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -86,6 +87,7 @@ log = logging.getLogger("bacedge.compute")
 PUBLISH_ATTEMPTS = 6  # about a minute of backoff before a publish failure fails the job
 MAX_CHUNK = 768 * 1024  # under NATS's default 1 MiB payload limit
 PRUNE_INTERVAL = 3600.0  # seconds between ledger prunes
+LEDGER_RETRY_FIRST, LEDGER_RETRY_MAX = 0.5, 30.0  # seconds between tries of a failed write
 _EXECUTION_ID = re.compile(r"^e-[A-Za-z0-9-]{1,64}$")
 
 
@@ -772,15 +774,37 @@ class ComputeNode:
             PublishedResult=outcome.published,
             Time=execution.ModifyTime,
         )
+        delay = LEDGER_RETRY_FIRST
+        while not await self._record(execution, update):
+            # A full disk or a failing card: nothing is sent that the ledger does not hold,
+            # and this execution waits here (its order kept) until a write succeeds, where
+            # giving up would leave it running on the orchestrator forever.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LEDGER_RETRY_MAX)
+        self._flush.set()
+
+    async def _record(self, execution: Execution, update: ExecutionUpdate) -> bool:
+        """Writes one state change to the ledger and queues it; False if the write failed.
+        The flusher waits for writes in progress, never for one that waits to be retried."""
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._recording.add(recorded)
         try:
             for stored in await self.ledger.record([execution], [update]):
                 self._unsent[stored.Sequence] = stored
+        except (sqlite3.Error, OSError) as exc:
+            log.error(
+                "cannot write to the ledger; will retry",
+                extra={
+                    "execution_id": execution.ID,
+                    "state": update.State.label,
+                    "error": str(exc),
+                },
+            )
+            return False
         finally:
             self._recording.discard(recorded)
             recorded.set_result(None)
-        self._flush.set()
+        return True
 
     # -- cancel and logs ---------------------------------------------------------
     def _cancel(self, execution_id: str, reason: str) -> bool:

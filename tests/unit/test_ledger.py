@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from edge.compute.ledger import Ledger, LedgerDB
 from edge.models import ComputeState, ComputeStateType, Execution, Job
 from edge.transport.messages import ExecutionUpdate
@@ -229,3 +231,51 @@ async def test_a_pruned_job_comes_back_with_its_next_execution(tmp_path: Path) -
     found = await restarted.get("e-later")
     assert found is not None and found.Job is not None and found.Job.Name == "spec"
     await restarted.close()
+
+
+async def test_a_full_ledger_holds_the_execution_until_a_write_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write the ledger refuses (here SQLite's own "database or disk is full", from a page
+    limit) is tried again until it succeeds: the execution waits, its updates keep their
+    order, and none is lost (an update that never reached the ledger left the execution
+    running on the orchestrator forever)."""
+    import asyncio
+
+    from edge.compute import agent
+    from edge.config import load_config
+    from edge.executors import build_executors
+
+    monkeypatch.setattr(agent, "LEDGER_RETRY_FIRST", 0.05)
+    config = load_config(None, {"node.data_dir": str(tmp_path)}, environ={})
+    node = agent.ComputeNode(config, [])
+    node.executors = build_executors(["noop"])
+    node._slots = asyncio.Semaphore(1)
+    big = with_job("e-1", ComputeStateType.BID_ACCEPTED)
+    assert big.Job is not None
+    big.Job.Labels = {"padding": "x" * 20_000}  # the job's row needs pages the file lacks
+    await node.ledger.open()
+    sql = node.ledger._sql
+
+    def limit(pages: int | None) -> None:
+        count = sql.db.execute("PRAGMA page_count").fetchone()[0]
+        sql.db.execute(f"PRAGMA max_page_count={pages or count}")
+
+    try:
+        await sql.call(limit, None)
+        task = asyncio.create_task(node._execute(big))
+        for _ in range(200):
+            if "cannot write to the ledger" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        refused = [r for r in caplog.records if r.getMessage().startswith("cannot write")]
+        assert refused and "full" in refused[0].error  # type: ignore[attr-defined]
+        assert not task.done() and await node.ledger.outbox() == []
+        await sql.call(limit, 1_000_000)  # space again
+        await asyncio.wait_for(task, 10)
+        sent = [(u.ExecutionID, u.State) for u in await node.ledger.outbox()]
+        assert sent == [("e-1", ComputeStateType.RUNNING), ("e-1", ComputeStateType.COMPLETED)]
+        stored = await node.ledger.get("e-1")
+        assert stored is not None and stored.Job is not None and stored.terminal
+    finally:
+        await node.ledger.close()
