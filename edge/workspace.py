@@ -17,6 +17,7 @@ class MountedInput:
     host_path: Path
     target: str
     read_write: bool = False
+    readable: bool = False  # made readable by other users already (staging need not chmod it)
 
 
 @dataclass(frozen=True)

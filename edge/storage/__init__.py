@@ -62,7 +62,7 @@ async def prepare_inputs(
     for source in wanted:
         mounted.append(await provider_for(source, providers).prepare(source, staging, policy))
     for item in mounted:
-        if item.host_path.is_relative_to(staging):
+        if item.host_path.is_relative_to(staging) and not item.readable:
             await asyncio.to_thread(_readable, item.host_path)
     return mounted
 

@@ -22,6 +22,9 @@ from edge.workspace import MountedInput
 from .base import InputError, StoragePolicy
 
 GZIP_TYPES = ("application/gzip", "application/x-gzip")
+SMALL = 64 * 1024
+"""Inline data up to this size is written on the event loop: a hand-off to a thread cost
+more than the write (a wasm module of a few KB, on every run of its job)."""
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:
@@ -95,8 +98,17 @@ class InlineProvider:
                 ) from None
             return MountedInput(host_path=folder, target=source.Target)
         path = folder / _file_name(source)
-        await asyncio.to_thread(path.write_bytes, data)
-        return MountedInput(host_path=path, target=source.Target)
+        if len(data) <= SMALL:
+            _write_readable(path, data)
+        else:
+            await asyncio.to_thread(_write_readable, path, data)
+        return MountedInput(host_path=path, target=source.Target, readable=True)
+
+
+def _write_readable(path: Path, data: bytes) -> None:
+    """The file, readable by a rootless container's user (see `storage._readable`)."""
+    path.write_bytes(data)
+    path.chmod(0o644)
 
 
 def _bad_uri(source: InputSource, exc: ValueError) -> str:

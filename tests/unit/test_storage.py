@@ -87,6 +87,28 @@ async def test_inline_inputs_with_the_same_name_do_not_collide(tmp_path: Path) -
     assert (first.host_path.read_text(), second.host_path.read_text()) == ("1", "2")
 
 
+@pytest.mark.parametrize("size", [5, 200_000])  # written on the loop, and on a thread
+async def test_staged_inline_files_are_readable_by_a_containers_user(
+    tmp_path: Path, size: int
+) -> None:
+    """0644 whatever the node's umask (a hardened unit runs with 0077): a rootless
+    container's user is not the node's."""
+    import os
+    import stat
+
+    data = base64.b64encode(b"x" * size).decode()
+    sources = [source("inline", "/inputs/blob", URL=f"data:;base64,{data}")]
+    old = os.umask(0o077)
+    try:
+        mounted = await prepare_inputs(
+            sources, tmp_path / "staging", StoragePolicy(), build_input_providers()
+        )
+    finally:
+        os.umask(old)
+    assert mounted[0].host_path.read_bytes() == b"x" * size
+    assert stat.S_IMODE(mounted[0].host_path.stat().st_mode) == 0o644
+
+
 def _tarball(members: dict[str, bytes]) -> str:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
