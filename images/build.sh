@@ -69,6 +69,7 @@ if [ "$RAW" = yes ]; then
 fi
 if [ -n "$QEMU" ]; then
   need "$QEMU" qemu-user-static
+  need arch-test arch-test  # mmdebstrap's check that the foreign architecture runs here
   [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
     || die "binfmt_misc is not available: apt-get install -y binfmt-support"
   [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 \

@@ -8,6 +8,7 @@ APT_PACKAGES=(python3 python3-venv python3-dev ca-certificates wabt tmux
   systemd systemd-container debootstrap binutils lintian dpkg-dev
   podman runc uidmap slirp4netns fuse-overlayfs busybox-static
   mmdebstrap fdisk dosfstools mtools zstd qemu-system-x86 ovmf qemu-user-static binfmt-support
+  arch-test
   iproute2 iptables)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
