@@ -17,7 +17,6 @@ class MountedInput:
     host_path: Path
     target: str
     read_write: bool = False
-    readable: bool = False  # made readable by other users already (staging need not chmod it)
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,11 @@ async def prepare_inputs(
     for source in wanted:
         mounted.append(await provider_for(source, providers).prepare(source, staging, policy))
     for item in mounted:
-        if item.host_path.is_relative_to(staging) and not item.readable:
-            await asyncio.to_thread(_readable, item.host_path)
+        if item.host_path.is_relative_to(staging):
+            if item.host_path.is_file():  # one chmod: cheaper than a hand-off to a thread
+                _readable(item.host_path)
+            else:
+                await asyncio.to_thread(_readable, item.host_path)
     return mounted
 
 

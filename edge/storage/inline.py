@@ -99,16 +99,10 @@ class InlineProvider:
             return MountedInput(host_path=folder, target=source.Target)
         path = folder / _file_name(source)
         if len(data) <= SMALL:
-            _write_readable(path, data)
+            path.write_bytes(data)
         else:
-            await asyncio.to_thread(_write_readable, path, data)
-        return MountedInput(host_path=path, target=source.Target, readable=True)
-
-
-def _write_readable(path: Path, data: bytes) -> None:
-    """The file, readable by a rootless container's user (see `storage._readable`)."""
-    path.write_bytes(data)
-    path.chmod(0o644)
+            await asyncio.to_thread(path.write_bytes, data)
+        return MountedInput(host_path=path, target=source.Target)
 
 
 def _bad_uri(source: InputSource, exc: ValueError) -> str:
