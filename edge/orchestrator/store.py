@@ -23,6 +23,7 @@ from edge.models import Evaluation, Execution, Job, JobHistory, JobStateType, No
 from edge.sqlite import SqliteThread
 
 from .errors import BadRequest, NotFound
+from .history import HistoryRow
 
 T = TypeVar("T")
 
@@ -79,7 +80,7 @@ class Batch:
     jobs: dict[str, Job] = field(default_factory=dict)
     new_versions: list[Job] = field(default_factory=list)
     executions: dict[str, Execution] = field(default_factory=dict)
-    events: list[JobHistory] = field(default_factory=list)
+    events: list[HistoryRow] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -145,10 +146,7 @@ class Store:
                 )
                 for e in batch.executions.values()
             ],
-            "history": [
-                (h.JobID, h.ExecutionID, h.Type.value, h.Time, _dump(h, {"SeqNum"}))
-                for h in batch.events
-            ],
+            "history": list(batch.events),
             "evaluations": [(ev.ID, ev.JobID, _dump(ev)) for ev in batch.evaluations],
         }
 

@@ -138,46 +138,81 @@ def test_node_info_carries_supported_protocols() -> None:
 
 
 def test_history_events_carry_the_job_version() -> None:
-    assert job_event("j-1", "Submission", "Job submitted", version=3).wire()["JobVersion"] == 3
+    assert job_event("j-1", "Submission", "Job submitted", version=3).model().JobVersion == 3
     event = execution_event("j-1", "e-1", "ExecutionState", "Running", version=2)
-    assert JobHistory.model_validate(event.wire()).JobVersion == 2
+    assert JobHistory.model_validate(event.model().wire()).JobVersion == 2
 
 
 @pytest.mark.parametrize("kind", ["job", "execution", "job-note", "execution-note"])
-def test_history_events_built_unvalidated_match_validated_ones(kind: str) -> None:
-    """The builders skip validation for speed: what they make must be what validating the
-    same fields makes, to the byte, and must keep no reference to the caller's dict."""
-    details = {"NodeID": "n-1"}
+def test_history_events_built_as_json_match_validated_models(kind: str) -> None:
+    """The builders write an event's JSON straight from its fields, for speed: it must be
+    what validating the same fields and dumping the model makes, to the byte (control
+    characters, quotes and non-ASCII text included), and keep no reference to the
+    caller's dict."""
+    details = {"NodeID": "n-1", "Why": 'quote " back\\slash \x01 tab\t é ✓ \u2028'}
+    message = 'line\nbreak "quoted" \x7f naïve'
+    change: dict[str, object] | None = None
     if kind == "job-note":  # no state change: an event with a message only
-        event = job_event("j-1", "Scheduling", "waiting", details=details, version=2)
+        event = job_event("j-1", "Scheduling", message, details=details, version=2)
     elif kind == "execution-note":
-        event = execution_event("j-1", "e-1", "LateReport", "late", details=details)
+        event = execution_event("j-1", "e-1", "LateReport", message, details=details)
     elif kind == "job":
         event = job_event(
             "j-1",
             "Scheduling",
-            "queued",
+            message,
             JobStateType.PENDING,
             JobStateType.QUEUED,
             4,
             details,
             version=2,
         )
+        change = {"Previous": "Pending", "New": "Queued"}
     else:
         event = execution_event(
             "j-1",
             "e-1",
             "ExecutionState",
-            "Running",
+            message,
             ComputeStateType.BID_ACCEPTED,
             ComputeStateType.RUNNING,
             details,
             version=2,
         )
-    validated = JobHistory.model_validate(event.model_dump(by_alias=True))
-    assert event.model_dump_json(by_alias=True) == validated.model_dump_json(by_alias=True)
+        change = {
+            "Previous": int(ComputeStateType.BID_ACCEPTED),
+            "New": int(ComputeStateType.RUNNING),
+        }
+    job_level = kind.startswith("job")
+    validated = JobHistory.model_validate(
+        {
+            "Type": "JobLevel" if job_level else "ExecutionLevel",
+            "JobID": "j-1",
+            "JobVersion": 0 if kind == "execution-note" else 2,
+            "ExecutionID": "" if job_level else "e-1",
+            "JobState": change if job_level else None,
+            "ExecutionState": None if job_level else change,
+            "NewRevision": 4 if kind == "job" else 0,
+            "Comment": message,
+            "Time": event.Time,
+            "Event": {
+                "Topic": {"job": "Scheduling", "job-note": "Scheduling"}.get(
+                    kind, "LateReport" if kind == "execution-note" else "ExecutionState"
+                ),
+                "Message": message,
+                "Timestamp": event.Time,
+                "Details": dict(details),
+            },
+        }
+    )
+    assert event.Data == validated.model_dump_json(by_alias=True, exclude={"SeqNum"})
+    assert (event.JobID, event.ExecutionID, event.Type) == (
+        "j-1",
+        validated.ExecutionID,
+        validated.Type.value,
+    )
     details["NodeID"] = "changed"
-    assert event.Event.Details == {"NodeID": "n-1"}
+    assert event.model().Event.Details["NodeID"] == "n-1"
 
 
 def test_offer_encoding_attaches_each_job_once_and_matches_the_model_encoding() -> None:
