@@ -165,4 +165,48 @@ class Execution(WireModel):
 
     @property
     def terminal(self) -> bool:
-        return self.ComputeState.StateType.terminal
+        return self.ComputeState.StateType in _TERMINAL
+
+    @classmethod
+    def placed(
+        cls,
+        job: _Job,
+        node_id: str,
+        partition: int,
+        partitions: int,
+        reserved: Resources,
+        execution_id: str,
+        now: int,
+    ) -> Execution:
+        """A new execution of `job` on a node, offered (AskForBid): what the orchestrator
+        makes for every placement, assembled from typed values without validation (a test
+        holds it equal to the validated model)."""
+        return cls.assemble(
+            ID=execution_id,
+            Namespace=job.Namespace,
+            EvalID="",
+            Name=job.Name,
+            NodeID=node_id,
+            JobID=job.ID,
+            Job=None,
+            AllocatedResources=AllocatedResources.assemble(
+                Tasks={job.task.Name or "main": reserved}
+            ),
+            DesiredState=DesiredState.assemble(
+                StateType=DesiredStateType.RUNNING, Message="", Details={}
+            ),
+            ComputeState=ComputeState.assemble(
+                StateType=ComputeStateType.ASK_FOR_BID, Message="", Details={}
+            ),
+            PublishedResult=SpecConfig(),
+            RunOutput=None,
+            PreviousExecution="",
+            NextExecution="",
+            FollowupEvalID="",
+            PartitionIndex=partition,
+            PartitionCount=partitions,
+            JobVersion=job.Version,
+            Revision=1,
+            CreateTime=now,
+            ModifyTime=now,
+        )

@@ -23,7 +23,6 @@ from edge.config import Config
 from edge.metrics import OrchestratorMetrics
 from edge.models import (
     LOST_DETAIL,
-    AllocatedResources,
     ComputeState,
     ComputeStateType,
     DesiredState,
@@ -771,21 +770,8 @@ class Orchestrator:
     ) -> Execution:
         now = now_ns()
         reserved = need.model_copy(update={"GPUs": list(gpus)}) if gpus else need
-        execution = Execution(
-            ID=new_execution_id(),
-            Namespace=job.Namespace,
-            Name=job.Name,
-            NodeID=node.node_id,
-            JobID=job.ID,
-            JobVersion=job.Version,
-            PartitionIndex=partition,
-            PartitionCount=partitions,
-            AllocatedResources=AllocatedResources(Tasks={job.task.Name or "main": reserved}),
-            DesiredState=DesiredState(StateType=DesiredStateType.RUNNING),
-            ComputeState=ComputeState(StateType=ComputeStateType.ASK_FOR_BID),
-            CreateTime=now,
-            ModifyTime=now,
-            Revision=1,
+        execution = Execution.placed(
+            job, node.node_id, partition, partitions, reserved, new_execution_id(), now
         )
         self._track(execution)
         self._in_flight[execution.ID] = math.inf  # stored, then offered

@@ -5,7 +5,11 @@ from typing import Any
 import pytest
 
 from edge.models import (
+    AllocatedResources,
+    ComputeState,
     ComputeStateType,
+    DesiredState,
+    DesiredStateType,
     Execution,
     GPUInfo,
     Job,
@@ -13,6 +17,7 @@ from edge.models import (
     NodeMembership,
     NodeState,
     ResourceError,
+    Resources,
     RunOutput,
     parse_bytes,
     parse_cpu,
@@ -169,3 +174,39 @@ def test_the_models_package_names_each_model_once_and_loads_it_on_first_use() ->
     assert set(package.__all__) <= set(dir(package))
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         package.Nothing  # noqa: B018
+
+
+@pytest.mark.parametrize("task_name", ["main", ""])
+def test_a_placed_execution_is_what_validating_its_fields_makes(task_name: str) -> None:
+    """`Execution.placed` skips validation (every placement makes one): it must equal the
+    validated model, to the byte, and pass validation as it is."""
+    job = Job.model_validate(
+        {
+            "ID": "j-1",
+            "Name": "hello",
+            "Namespace": "team",
+            "Version": 3,
+            "Tasks": [{"Name": task_name, "Engine": {"Type": "noop"}}],
+        }
+    )
+    reserved = Resources(CPU=0.5, Memory=64 * 2**20)
+    placed = Execution.placed(job, "n-1", 2, 5, reserved, "e-1", 1234)
+    validated = Execution(
+        ID="e-1",
+        Namespace="team",
+        Name="hello",
+        NodeID="n-1",
+        JobID="j-1",
+        JobVersion=3,
+        PartitionIndex=2,
+        PartitionCount=5,
+        AllocatedResources=AllocatedResources(Tasks={task_name or "main": reserved}),
+        DesiredState=DesiredState(StateType=DesiredStateType.RUNNING),
+        ComputeState=ComputeState(StateType=ComputeStateType.ASK_FOR_BID),
+        CreateTime=1234,
+        ModifyTime=1234,
+        Revision=1,
+    )
+    assert placed.model_dump_json(by_alias=True) == validated.model_dump_json(by_alias=True)
+    assert Execution.model_validate(placed.model_dump(by_alias=True)) == validated
+    assert placed.terminal is False and placed.state == ComputeStateType.ASK_FOR_BID
