@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
-from typing import NamedTuple
+from json.encoder import encode_basestring as _quote  # C, as the encoder below uses
+from typing import Any, NamedTuple
 
 from edge.models import ComputeStateType, HistoryType, JobHistory, JobStateType
 
 
 def rfc3339(ns: int | None = None) -> str:
-    ts = (
-        datetime.now(timezone.utc) if ns is None else datetime.fromtimestamp(ns / 1e9, timezone.utc)
-    )
-    return ts.isoformat().replace("+00:00", "Z")
+    """A UTC time as Bacalhau writes it (microseconds, none when zero): `ns`, or now."""
+    if ns is not None:
+        stamp = datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat()
+        return stamp.replace("+00:00", "Z")
+    # Now, on every state change and heartbeat: the date and time of day are formatted once
+    # per second, the microseconds each time (a third of the cost of datetime's isoformat).
+    second, fraction = divmod(time.time_ns(), 1_000_000_000)
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    micros = fraction // 1000
+    return f"{_second[1]}.{micros:06d}Z" if micros else f"{_second[1]}Z"
+
+
+_second: list[Any] = [None, ""]  # the last second formatted, and its text
 
 
 def parse_rfc3339(text: str) -> int:
@@ -38,8 +50,8 @@ class HistoryRow(NamedTuple):
         return JobHistory.model_validate_json(self.Data)
 
 
-# The same bytes as pydantic's model_dump_json (compact, UTF-8, the same escapes); a test
-# holds them equal.
+# The same bytes as pydantic's model_dump_json (compact, UTF-8, the same escapes), as
+# `_quote` gives for one string; a test holds them equal.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
@@ -53,11 +65,12 @@ def job_event(
     details: dict[str, str] | None = None,
     version: int = 0,
 ) -> HistoryRow:
-    change = None
+    change = "null"
     if new is not None:
-        change = {"Previous": (previous or JobStateType.UNDEFINED).value, "New": new.value}
+        before = _quote((previous or JobStateType.UNDEFINED).value)
+        change = f'{{"Previous":{before},"New":{_quote(new.value)}}}'
     return _row(
-        HistoryType.JOB, job_id, "", version, change, None, revision, topic, message, details
+        HistoryType.JOB, job_id, "", version, change, "null", revision, topic, message, details
     )
 
 
@@ -71,15 +84,15 @@ def execution_event(
     details: dict[str, str] | None = None,
     version: int = 0,
 ) -> HistoryRow:
-    change = None
+    change = "null"
     if new is not None:
-        change = {"Previous": int(previous or 0), "New": int(new)}
+        change = f'{{"Previous":{int(previous or 0)},"New":{int(new)}}}'
     return _row(
         HistoryType.EXECUTION,
         job_id,
         execution_id,
         version,
-        None,
+        "null",
         change,
         0,
         topic,
@@ -93,31 +106,22 @@ def _row(
     job_id: str,
     execution_id: str,
     version: int,
-    job_state: dict[str, str] | None,
-    execution_state: dict[str, int] | None,
+    job_state: str,
+    execution_state: str,
     revision: int,
     topic: str,
     message: str,
     details: dict[str, str] | None,
 ) -> HistoryRow:
+    """`JobHistory`'s JSON (without SeqNum), its fields in order; the state changes come as
+    JSON text."""
     now = rfc3339()
-    data = _encode(
-        {
-            "Type": kind.value,
-            "JobID": job_id,
-            "JobVersion": version,
-            "ExecutionID": execution_id,
-            "JobState": job_state,
-            "ExecutionState": execution_state,
-            "NewRevision": revision,
-            "Comment": message,
-            "Time": now,
-            "Event": {
-                "Topic": topic,
-                "Message": message,
-                "Timestamp": now,
-                "Details": dict(details) if details else {},
-            },
-        }
+    text, stamp = _quote(message), _quote(now)
+    data = (
+        f'{{"Type":"{kind.value}","JobID":{_quote(job_id)},"JobVersion":{int(version)},'
+        f'"ExecutionID":{_quote(execution_id)},"JobState":{job_state},'
+        f'"ExecutionState":{execution_state},"NewRevision":{int(revision)},"Comment":{text},'
+        f'"Time":{stamp},"Event":{{"Topic":{_quote(topic)},"Message":{text},'
+        f'"Timestamp":{stamp},"Details":{_encode(details) if details else "{}"}}}}}'
     )
     return HistoryRow(job_id, execution_id, kind.value, now, data)

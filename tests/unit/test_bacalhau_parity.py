@@ -490,3 +490,22 @@ def test_assemble_takes_exactly_the_models_fields() -> None:
         ComputeState.assemble(StateType=ComputeStateType.RUNNING, Message="m")
     with pytest.raises(TypeError, match="Detail"):
         ComputeState.assemble(StateType=ComputeStateType.RUNNING, Message="m", Detail={})
+
+
+@pytest.mark.parametrize(
+    "ns", [1_764_000_000_123_456_789, 1_764_000_000_000_000_999, 86_399_999_999_000]
+)
+def test_now_is_written_as_datetime_writes_it(ns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rfc3339()` formats the time of day once per second and the microseconds each call:
+    the text must be datetime's (microseconds, none when zero), across second changes."""
+    from datetime import datetime, timezone
+
+    from edge.orchestrator import history
+
+    for step in (ns, ns + 1_000_000_000, ns):  # a new second, then back: re-formatted each time
+        monkeypatch.setattr(history.time, "time_ns", lambda step=step: step)
+        seconds, fraction = divmod(step, 1_000_000_000)
+        expected = datetime.fromtimestamp(seconds, timezone.utc).replace(
+            microsecond=fraction // 1000
+        )
+        assert history.rfc3339() == expected.isoformat().replace("+00:00", "Z")
