@@ -170,6 +170,8 @@ class NodeIndex:
     def __init__(self, nodes: dict[str, LiveNode]) -> None:
         self.nodes = nodes
         self._candidates: OrderedDict[Hashable, Candidates] = OrderedDict()
+        # Draining nodes: a plan looks for work to move only on these (most often none).
+        self.draining: set[str] = {n.node_id for n in nodes.values() if n.draining}
 
     @classmethod
     def of(cls, nodes: Iterable[LiveNode]) -> NodeIndex:
@@ -188,10 +190,15 @@ class NodeIndex:
     def update(self, node: LiveNode) -> None:
         """The node joined, left, changed its info, scheduling or membership, or took or
         finished work: every kept signature sees it again."""
+        if node.draining:
+            self.draining.add(node.node_id)
+        else:
+            self.draining.discard(node.node_id)
         for candidates in self._candidates.values():
             candidates.update(node)
 
     def discard(self, node_id: str) -> None:
+        self.draining.discard(node_id)
         for candidates in self._candidates.values():
             candidates.discard(node_id)
 

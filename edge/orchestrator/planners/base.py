@@ -228,10 +228,13 @@ def unplaced(job: Job, pool: NodePool, reasons: dict[str, Reason], plan: Plan) -
 
 def drain_moves(executions: Iterable[Execution], pool: NodePool, now: int) -> list[StopExecution]:
     """Live executions on draining nodes whose deadline has passed: stopped, to run elsewhere."""
+    draining = pool.index.draining
+    if not draining:
+        return []
     return [
         StopExecution(e.ID, f"node {e.NodeID} drained: the work moves to another node")
         for e in executions
-        if not e.terminal and pool.drain_due(e, now)
+        if e.NodeID in draining and not e.terminal and pool.drain_due(e, now)
     ]
 
 
