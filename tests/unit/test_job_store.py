@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 from edge.models import Execution, Job, JobState, JobStateType
@@ -24,4 +27,38 @@ async def test_a_restart_loads_the_jobs_still_at_work_with_their_executions(
     expected = {"j-Undefined", "j-Pending", "j-Queued", "j-Running"}
     assert {j.ID for j in jobs} == expected
     assert {e.JobID for e in executions} == expected
+    await store.close()
+
+
+async def test_a_failed_transaction_fails_every_save_in_it_and_a_cancelled_saver_still_writes(
+    tmp_path: Path,
+) -> None:
+    """Group commit: saves queued behind a running transaction share the next one. A saver
+    that stops waiting still has its rows written; a transaction that fails fails each save
+    in it and keeps none of their rows, and the store writes again afterwards."""
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    release = threading.Event()
+    busy = asyncio.ensure_future(store._sql.write(lambda db: release.wait(5)))
+    await asyncio.sleep(0.05)
+    kept = asyncio.ensure_future(store.save(Batch(jobs={"j-1": Job(ID="j-1", Name="kept")})))
+    dropped = asyncio.ensure_future(store.save(Batch(jobs={"j-2": Job(ID="j-2", Name="gone")})))
+    await asyncio.sleep(0.01)
+    dropped.cancel()  # its caller stops waiting; the shared write goes on
+    release.set()
+    await asyncio.gather(busy, kept)
+    assert (await store.get_job("j-2")) is not None
+    # A transaction that fails (a full disk: here, a table that refuses the row) fails
+    # every save that shared it, and none of their rows stay.
+    store.db.execute(
+        "CREATE TRIGGER no_jobs BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    first = asyncio.ensure_future(store.save(Batch(jobs={"j-3": Job(ID="j-3")})))
+    second = asyncio.ensure_future(store.save(Batch(jobs={"j-4": Job(ID="j-4")})))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert await store.get_job("j-3") is None and await store.get_job("j-4") is None
+    store.db.execute("DROP TRIGGER no_jobs")
+    await store.save(Batch(jobs={"j-3": Job(ID="j-3")}))  # and the next one works
+    assert await store.get_job("j-3") is not None
     await store.close()
