@@ -107,7 +107,11 @@ async def run_execution(
     staging = workdir / "inputs"
     sources = task_inputs(task)
     try:
-        inputs = await prepare_inputs(sources, staging, policy, providers) if sources else []
+        inputs = (
+            await prepare_inputs(sources, staging, policy, providers, executor.holds_inline)
+            if sources
+            else []
+        )
     except InputError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return Outcome(

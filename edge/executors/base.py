@@ -60,6 +60,9 @@ class Executor(Protocol):
     """An engine chosen by the job's `Engine.Type`."""
 
     name: str
+    holds_inline: bool
+    """It reads its inputs itself: small inline ones may come held in memory
+    (`MountedInput.content`, see `storage.write_held`) instead of written to disk."""
 
     def problems(self, task: Task) -> list[str]:
         """Why this node cannot run the task (said in the bid rejection); empty if it can."""

@@ -64,6 +64,7 @@ class NoopExecutor:
     """Engine "noop": exit code, stdout and a cancellable sleep taken from Params."""
 
     name = "noop"
+    holds_inline = False
 
     def problems(self, task: Task) -> list[str]:
         try:

@@ -391,6 +391,7 @@ class PodmanExecutor:
     """Engine "docker" (alias "podman"): Bacalhau's docker Params on rootless Podman."""
 
     name = "docker"
+    holds_inline = False
 
     def __init__(
         self,

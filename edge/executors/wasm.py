@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from edge.lazy import lazy_module
 from edge.models import InputSource, Task
+from edge.workspace import write_held
 
 from .base import (
     STDERR,
@@ -150,8 +151,9 @@ def _matches_source(spec: WasmSpec, source: InputSource) -> bool:
     return bool(source.Target) and _under(spec.entry_module, guest_path(source.Target))
 
 
-def _resolve_module(spec: WasmSpec, request: ExecutionRequest) -> tuple[Path, str]:
-    """The module file on the host and the input target it came from."""
+def _resolve_module(spec: WasmSpec, request: ExecutionRequest) -> tuple[Path, str, bytes | None]:
+    """The module file on the host, the input target it came from, and its bytes when the
+    input is held in memory (a small inline module: never written to disk)."""
     wanted = spec.entry_module
     aliased = {
         guest_path(s.Target)
@@ -163,19 +165,25 @@ def _resolve_module(spec: WasmSpec, request: ExecutionRequest) -> tuple[Path, st
         target = guest_path(mounted.target)
         if _under(wanted, target):
             relative = posixpath.relpath(wanted, target)
+            if mounted.content is not None:  # one file: the module is that file or nothing
+                if relative == ".":
+                    return mounted.host_path, target, mounted.content
+                continue
             path = mounted.host_path if relative == "." else mounted.host_path / relative
             candidates.append((path, target, mounted.host_path))
         elif any(_under(target, alias) for alias in aliased):
+            if mounted.content is not None:
+                return mounted.host_path, target, mounted.content
             candidates.append((mounted.host_path, target, mounted.host_path))
     for path, target, top in candidates:
         if not _inside(path, top):
             continue  # a symlink out of the input: never read what the input does not hold
         if path.is_file():
-            return path, target
+            return path, target, None
         if path.is_dir():
             found = _single_module_in(path)
             if found is not None:
-                return found, target
+                return found, target, None
     targets = ", ".join(sorted(guest_path(m.target) for m in request.inputs)) or "none"
     if candidates:
         raise ExecutorError(
@@ -383,11 +391,12 @@ def _build_layout(
     package_dir: Path,
 ) -> _Layout:
     """Blocking (links, copies, reads): runs in a thread. `module` is set when rewritten;
-    `package_dir` is an empty directory for the local package, if one is needed."""
+    `package_dir` is an empty directory for the local package, if one is needed. Inputs
+    held in memory are written first: the layout links and reads files."""
     layout = _Layout()
     root_links: list[tuple[MountedInput, str]] = []
     mounts: dict[str, Path] = {}
-    for mounted in request.inputs:
+    for mounted in write_held(request.inputs):
         target = guest_path(mounted.target)
         if _under(target, WORKSPACE):
             layout.workspace_files.update(_read_tree(mounted.host_path, target))
@@ -454,6 +463,7 @@ class WasmExecutor:
     """Engine "wasm": Bacalhau's wasm Params (EntryModule, Entrypoint, Parameters)."""
 
     name = "wasm"
+    holds_inline = True
 
     def __init__(self, cache_dir: Path | None = None, package_cache_size: int = 16) -> None:
         self.cache_dir = cache_dir or default_cache_dir()
@@ -504,14 +514,15 @@ class WasmExecutor:
 
     async def run(self, request: ExecutionRequest, sink: LogSink) -> ExecutionResult:
         spec = parse_spec(request.task)
-        module_path, module_target = _resolve_module(spec, request)
-        try:
-            original = module_path.read_bytes()
-        except OSError as exc:
-            raise ExecutorError(
-                f"wasm EntryModule {spec.entry_alias} cannot be read ({exc.strerror}): "
-                "check the input source that provides it"
-            ) from None
+        module_path, module_target, original = _resolve_module(spec, request)
+        if original is None:
+            try:
+                original = module_path.read_bytes()
+            except OSError as exc:
+                raise ExecutorError(
+                    f"wasm EntryModule {spec.entry_alias} cannot be read ({exc.strerror}): "
+                    "check the input source that provides it"
+                ) from None
         data = _prepare_module(original, spec)
         package, digest = await self._package(data, spec)
         if not request.results and all(

@@ -48,8 +48,11 @@ async def prepare_inputs(
     staging: Path,
     policy: StoragePolicy,
     providers: Mapping[str, InputProvider],
+    hold_inline: bool = False,
 ) -> list[MountedInput]:
-    """Prepares the sources in order; the first failure stops it with its InputError."""
+    """Prepares the sources in order; the first failure stops it with its InputError.
+    `hold_inline`: small inline files stay in memory (`InlineProvider.hold`), for an
+    executor that reads its inputs itself."""
     wanted = list(sources)
     for source in wanted:  # check them all before downloading anything
         provider_for(source, providers)
@@ -60,9 +63,15 @@ async def prepare_inputs(
             )
     mounted = []
     for source in wanted:
-        mounted.append(await provider_for(source, providers).prepare(source, staging, policy))
+        provider = provider_for(source, providers)
+        held = (
+            provider.hold(source, staging, policy)
+            if hold_inline and isinstance(provider, InlineProvider)
+            else None
+        )
+        mounted.append(held or await provider.prepare(source, staging, policy))
     for item in mounted:
-        if item.host_path.is_relative_to(staging):
+        if item.content is None and item.host_path.is_relative_to(staging):
             if item.host_path.is_file():  # one chmod: cheaper than a hand-off to a thread
                 _readable(item.host_path)
             else:

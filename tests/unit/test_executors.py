@@ -404,11 +404,52 @@ async def test_wasm_module_shipped_inline_end_to_end(tmp_path: Path, wasm: WasmE
     ]
     task = wasm_task({"Parameters": ["x"]}, sources=sources)
     assert wasm.problems(task) == []
-    inputs = await prepare_inputs(
-        task.InputSources, tmp_path / "staging", StoragePolicy(), build_input_providers()
+    for hold in (False, True):  # written to disk, or held in memory (how a node runs it)
+        staging = tmp_path / f"staging-{hold}"
+        inputs = await prepare_inputs(
+            task.InputSources, staging, StoragePolicy(), build_input_providers(), hold
+        )
+        assert (inputs[0].content is not None) is hold
+        result = await wasm.run(request(tmp_path, task, inputs=inputs), Sink())
+        assert result.stdout == "x\n"
+        assert staging.exists() is not hold  # held: nothing was written for it
+
+
+async def test_wasm_held_inline_inputs_are_written_when_the_task_needs_files(
+    tmp_path: Path, wasm: WasmExecutor
+) -> None:
+    """A held module and a held data file, with a result folder: the layout needs files,
+    so both are written (0644) where they were planned, and the task reads its input."""
+    module = build_wasm("io").read_bytes()
+    outputs = tmp_path / "results" / "outputs"
+    staging = tmp_path / "staging"
+    held = [
+        MountedInput(
+            host_path=staging / "inline-a" / "main.wasm", target="/main.wasm", content=module
+        ),
+        MountedInput(
+            host_path=staging / "inline-b" / "in.txt", target="/inputs/in.txt", content=b"held\n"
+        ),
+    ]
+    req = request(
+        tmp_path,
+        wasm_task({"Parameters": ["/inputs/in.txt", "/outputs/out.txt"]}),
+        inputs=held,
+        results=[ResultDir(name="outputs", path="/outputs", host_dir=outputs)],
     )
-    result = await wasm.run(request(tmp_path, task, inputs=inputs), Sink())
-    assert result.stdout == "x\n"
+    result = await wasm.run(req, Sink())
+    assert (result.exit_code, result.stderr, result.stdout) == (0, "", "held\n")
+    assert (outputs / "out.txt").read_text() == "held\n"
+    assert (staging / "inline-b" / "in.txt").stat().st_mode & 0o777 == 0o644
+
+
+async def test_wasm_entry_module_must_be_the_held_file_itself(
+    tmp_path: Path, wasm: WasmExecutor
+) -> None:
+    held = MountedInput(host_path=tmp_path / "inline-a" / "mods", target="/mods", content=b"\0asm")
+    task = wasm_task({"EntryModule": "/mods/main.wasm"})
+    with pytest.raises(ExecutorError, match=r"matches no input of the task \(inputs at: /mods\)"):
+        await wasm.run(request(tmp_path, task, inputs=[held]), Sink())
 
 
 async def test_wasm_module_without_start(tmp_path: Path, wasm: WasmExecutor) -> None:

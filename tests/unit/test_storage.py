@@ -17,7 +17,7 @@ import pytest
 from edge.models import InputSource
 from edge.storage import build_input_providers, prepare_inputs
 from edge.storage.base import InputError, StoragePolicy
-from edge.storage.inline import InlineProvider, decode_data_uri
+from edge.storage.inline import SMALL, InlineProvider, decode_data_uri
 from edge.storage.local import LocalProvider
 from edge.storage.url import UrlProvider
 
@@ -107,6 +107,47 @@ async def test_staged_inline_files_are_readable_by_a_containers_user(
         os.umask(old)
     assert mounted[0].host_path.read_bytes() == b"x" * size
     assert stat.S_IMODE(mounted[0].host_path.stat().st_mode) == 0o644
+
+
+async def test_small_inline_files_can_be_held_in_memory_and_written_later(
+    tmp_path: Path,
+) -> None:
+    """For an executor that reads inputs itself: a small inline file stays in memory (no
+    staging folder at all); a tarball or a large file is prepared on disk as ever; written
+    later, a held file lands at its planned path, readable (0644) under umask 0077."""
+    import os
+    import stat
+
+    from edge.workspace import write_held
+
+    big = base64.b64encode(b"y" * (SMALL + 1)).decode()
+    sources = [
+        source("inline", "/inputs/small.txt", URL="data:;base64,aGVsbG8="),
+        source("inline", "/inputs/big", URL=f"data:;base64,{big}"),
+        source("inline", "/inputs/tree", URL=_tarball({"a.txt": b"A"})),
+    ]
+    staging = tmp_path / "staging"
+    mounted = await prepare_inputs(
+        sources, staging, StoragePolicy(), build_input_providers(), hold_inline=True
+    )
+    small, large, tree = mounted
+    assert small.content == b"hello" and not small.host_path.exists()
+    assert small.host_path.is_relative_to(staging) and small.host_path.name == "small.txt"
+    assert large.content is None and large.host_path.read_bytes() == b"y" * (SMALL + 1)
+    assert tree.content is None and (tree.host_path / "a.txt").read_bytes() == b"A"
+    old = os.umask(0o077)
+    try:
+        written = write_held(mounted)
+    finally:
+        os.umask(old)
+    assert written[0].content is None and written[0].host_path == small.host_path
+    assert small.host_path.read_bytes() == b"hello"
+    assert stat.S_IMODE(small.host_path.stat().st_mode) == 0o644
+    assert written[1:] == [large, tree]
+    # Bad data is refused the same way whether held or written.
+    bad = [source("inline", "/x", URL="data:;base64,@@")]
+    with pytest.raises(InputError, match="malformed"):
+        await prepare_inputs(bad, staging, StoragePolicy(), build_input_providers(), True)
 
 
 def _tarball(members: dict[str, bytes]) -> str:
