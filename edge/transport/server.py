@@ -108,6 +108,7 @@ class EmbeddedNats:
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
+        self._reloading = asyncio.Lock()
         self.restarts = 0
 
     @property
@@ -141,7 +142,12 @@ class EmbeddedNats:
 
     async def reload(self, timeout: float = 10.0) -> None:
         """Rewrites the config (users come and go) and has nats-server load it; returns
-        once the server says it did. Connections of users no longer listed are closed."""
+        once the server says it did. Connections of users no longer listed are closed.
+        One reload at a time (nodes joining together): each waits for its own answer."""
+        async with self._reloading:
+            await self._reload(timeout)
+
+    async def _reload(self, timeout: float) -> None:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return  # the supervisor restarts it with a fresh config
@@ -158,8 +164,15 @@ class EmbeddedNats:
                     text = handle.read().decode(errors="replace")
                 if "Reloaded server configuration" in text:
                     return
-                if "[ERR]" in text and "reload" in text.lower():
-                    raise NatsServerError(f"nats-server refused its new config: {text.strip()}")
+                # Its own line ("[ERR] Failed to reload server configuration: ..."), not any
+                # error logged meanwhile (a client refused with old credentials).
+                refused = [
+                    line
+                    for line in text.splitlines()
+                    if "[ERR]" in line and "reload" in line.lower()
+                ]
+                if refused:
+                    raise NatsServerError(f"nats-server refused its new config: {refused[0]}")
             await asyncio.sleep(0.02)
         raise NatsServerError(f"nats-server did not reload its config within {timeout:.0f}s")
 

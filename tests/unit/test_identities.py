@@ -147,3 +147,65 @@ def test_outstanding_tokens_are_bounded(tmp_path: Path) -> None:
         assert len(reloads) == MAX_PENDING
 
     run(tmp_path, Clock(), work)
+
+
+async def test_reloads_while_nodes_join_each_wait_for_their_own_and_ignore_other_errors(
+    tmp_path: Path,
+) -> None:
+    """Nodes joining together reload the real nats-server one after another, each new user
+    able to connect once its reload returned; a client refused meanwhile (an [ERR] line in
+    the server's log) is not taken for a refused config, and a config the server does
+    refuse still is."""
+    import socket
+
+    import nats
+
+    from edge.transport.server import NatsServerError, NatsUser
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    users: list[NatsUser] = []
+    server = EmbeddedNats("127.0.0.1", port, tmp_path, token="admin", users=lambda: list(users))
+    await server.start()
+    url = f"nats://127.0.0.1:{port}"
+
+    async def quiet(error: Exception) -> None:
+        pass
+
+    async def refused_client() -> None:
+        for _ in range(5):  # authentication errors in the server's log while it reloads
+            # refused, or cut off while nats-py reads the refusal
+            with pytest.raises((nats.errors.Error, OSError)):
+                await nats.connect(
+                    url,
+                    user="intruder",
+                    password="x",
+                    allow_reconnect=False,
+                    connect_timeout=1,
+                    error_cb=quiet,
+                )
+
+    try:
+        names = [f"node-{i}" for i in range(4)]
+
+        async def join(name: str) -> None:
+            users.append(NatsUser(name, bcrypt_hash(f"{name}-secret")))
+            await server.reload()
+            client = await nats.connect(
+                url, user=name, password=f"{name}-secret", connect_timeout=2
+            )
+            await client.close()
+
+        await asyncio.gather(refused_client(), *(join(name) for name in names))
+        server._write_config = lambda: _broken(tmp_path)  # type: ignore[method-assign]
+        with pytest.raises(NatsServerError, match=r"refused its new config: .*Failed to reload"):
+            await server.reload()
+    finally:
+        await server.stop()
+
+
+def _broken(directory: Path) -> Path:
+    conf = directory / "nats-server.conf"
+    conf.write_text("authorization { users: [\n")
+    return conf
