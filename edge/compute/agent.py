@@ -682,10 +682,6 @@ class ComputeNode:
             accepted.append(execution)
             results.append(OfferResult(ExecutionID=execution.ID, Accepted=True))
         await msg.respond(encode(OfferReply(Results=results)))
-        if accepted:
-            # Queued before the executions' own writes, so the ledger sees them in order;
-            # replying first keeps the ledger's disk write off the offer's round trip.
-            self._spawn(self._remember(accepted))
         for execution in accepted:
             self.active[execution.ID] = execution
             self.running[execution.ID] = asyncio.create_task(
@@ -709,9 +705,6 @@ class ComputeNode:
         if images != self.info.ComputeNodeInfo.Inventory.Images:
             self._spawn(self._refresh_engines(reread=False))
 
-    async def _remember(self, executions: list[Execution]) -> None:
-        await self.ledger.record(executions, [])
-
     async def _execute(self, execution: Execution) -> None:
         assert self._slots is not None and execution.Job is not None
         workdir = self.root / "executions" / execution.ID  # created when something needs it
@@ -721,6 +714,18 @@ class ComputeNode:
         self.logs[execution.ID] = output_log
         outcome: Outcome
         try:
+            if self._slots.locked():
+                # It waits for a slot: in the ledger meanwhile, so a restart finds it. One
+                # that starts now is first written by its Running report (a transaction less
+                # before every task; a crash before that write loses an offer the node never
+                # started, which the orchestrator hears as "no record" and places again).
+                try:
+                    await self.ledger.record([execution], [])
+                except (sqlite3.Error, OSError) as exc:  # it runs anyway, as offered
+                    log.warning(
+                        "accepted execution not written to the ledger",
+                        extra={"execution_id": execution.ID, "error": str(exc)},
+                    )
             async with self._slots:
                 await self._report(execution, Outcome(ComputeStateType.RUNNING, "Running"))
                 outcome = await run_execution(

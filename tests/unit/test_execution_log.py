@@ -94,3 +94,42 @@ async def test_a_node_keeps_no_log_of_a_finished_execution_in_memory(tmp_path: P
         assert read_lines(node.root / "executions" / "e-1" / "output.jsonl") == [(1, "hi")]
     finally:
         await node.ledger.close()
+
+
+async def test_an_execution_waiting_for_a_slot_is_in_the_ledger_meanwhile(tmp_path: Path) -> None:
+    """An accepted execution that cannot start yet (every slot taken) is written to the
+    ledger as accepted while it waits, so a restart finds it; once a slot frees it runs."""
+    import asyncio
+
+    from edge.compute import agent
+    from edge.config import load_config
+    from edge.executors import build_executors
+    from edge.models import ComputeState, Execution, Job
+
+    config = load_config(None, {"node.data_dir": str(tmp_path)}, environ={})
+    node = agent.ComputeNode(config, [])
+    node.executors = build_executors(["noop"])
+    node._slots = asyncio.Semaphore(1)
+    job = Job.model_validate(
+        {"ID": "j-1", "Type": "batch", "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}
+    )
+    await node.ledger.open()
+    try:
+        execution = Execution(ID="e-2", JobID="j-1", Job=job)
+        execution.ComputeState = ComputeState(StateType=agent.ComputeStateType.BID_ACCEPTED)
+        async with node._slots:  # another execution holds the only slot
+            task = asyncio.create_task(node._execute(execution))
+            for _ in range(200):
+                stored = await node.ledger.get("e-2")
+                if stored is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert stored is not None and stored.state == agent.ComputeStateType.BID_ACCEPTED
+            assert stored.Job is not None and stored.Job.ID == "j-1"
+            assert not task.done()
+        await asyncio.wait_for(task, 10)
+        assert execution.state == agent.ComputeStateType.COMPLETED
+        stored = await node.ledger.get("e-2")
+        assert stored is not None and stored.state == agent.ComputeStateType.COMPLETED
+    finally:
+        await node.ledger.close()
