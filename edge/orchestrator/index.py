@@ -170,7 +170,8 @@ class NodeIndex:
     def __init__(self, nodes: dict[str, LiveNode]) -> None:
         self.nodes = nodes
         self._candidates: OrderedDict[Hashable, Candidates] = OrderedDict()
-        # Draining nodes: a plan looks for work to move only on these (most often none).
+        # Draining nodes: plans look for work to move, and the sweep for drains to finish,
+        # only on these (most often none).
         self.draining: set[str] = {n.node_id for n in nodes.values() if n.draining}
 
     @classmethod

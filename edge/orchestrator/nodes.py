@@ -121,7 +121,6 @@ class NodeManager:
         self.nodes: dict[str, LiveNode] = {}
         self.index = NodeIndex(self.nodes)
         self._backing_off: set[str] = set()
-        self._draining: set[str] = set()  # the sweep visits these, not the whole fleet
 
     def load(self, states: list[NodeState]) -> None:
         """Known nodes from the store start disconnected, with one timeout's grace to return
@@ -131,8 +130,6 @@ class NodeManager:
             state.ConnectionState.Status = NodeConnection.DISCONNECTED
             state.Scheduling.BackOffUntil = state.Scheduling.BackOffReason = ""
             node = self.nodes[state.node_id] = LiveNode(state=state, last_seen=now)
-            if node.draining:
-                self._draining.add(node.node_id)
             self.index.update(node)
 
     def handshake(self, info: NodeInfo, connecting: bool = False) -> LiveNode:
@@ -284,22 +281,18 @@ class NodeManager:
             BackOffUntil=node.state.Scheduling.BackOffUntil,  # the operator's word is not this
             BackOffReason=node.state.Scheduling.BackOffReason,
         )
-        if node.draining:
-            self._draining.add(node.node_id)
-        else:
-            self._draining.discard(node.node_id)
         self.index.update(node)
         return node
 
     def drained(self, node: LiveNode) -> None:
         """A draining node with nothing left to run."""
         node.state.Scheduling.Status = NodeScheduling.DRAINED
-        self._draining.discard(node.node_id)
         self.index.update(node)
 
     def draining(self) -> list[LiveNode]:
-        """The nodes being drained, in no particular order."""
-        return [self.nodes[n] for n in self._draining if n in self.nodes]
+        """The nodes being drained, in no particular order (the index keeps their IDs: the
+        sweep visits these, not the whole fleet)."""
+        return [self.nodes[n] for n in self.index.draining if n in self.nodes]
 
     def allocate(
         self, node: LiveNode, execution_id: str, need: Resources, gpus: frozenset[str]
@@ -328,5 +321,4 @@ class NodeManager:
         del self.nodes[node.node_id]
         self.index.discard(node.node_id)
         self._backing_off.discard(node.node_id)
-        self._draining.discard(node.node_id)
         return node

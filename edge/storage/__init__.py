@@ -64,12 +64,12 @@ async def prepare_inputs(
     mounted = []
     for source in wanted:
         provider = provider_for(source, providers)
-        held = (
-            provider.hold(source, staging, policy)
-            if hold_inline and isinstance(provider, InlineProvider)
-            else None
+        held = None
+        if hold_inline and isinstance(provider, InlineProvider):
+            held = provider.hold(source, staging, policy)
+        mounted.append(
+            held if held is not None else await provider.prepare(source, staging, policy)
         )
-        mounted.append(held or await provider.prepare(source, staging, policy))
     for item in mounted:
         if item.content is None and item.host_path.is_relative_to(staging):
             if item.host_path.is_file():  # one chmod: cheaper than a hand-off to a thread
