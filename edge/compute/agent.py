@@ -617,8 +617,12 @@ class ComputeNode:
                 EnqueuedExecutions=max(0, len(self.active) - running),
             )
             try:
+                # A reply later than the next beat is no use, and waiting longer would
+                # hold up that beat.
                 msg = await self.nc.request(
-                    subjects.heartbeat(self.node_id), encode(beat), timeout=5
+                    subjects.heartbeat(self.node_id),
+                    encode(beat),
+                    timeout=min(5.0, self.cfg.heartbeat_interval),
                 )
                 if b'"Known": false' in msg.data:
                     await self._handshake()

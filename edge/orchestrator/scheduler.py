@@ -297,7 +297,7 @@ def explain(reasons: dict[str, Reason], connected: int) -> str:
 
 
 def waiting_helps(reasons: dict[str, Reason]) -> bool:
-    """Whether some node is only busy or cordoned and none refused or failed the job: the
-    job may wait in the queue for it."""
-    kinds = {r.kind for r in reasons.values()}
-    return any(k.transient for k in kinds) and not kinds & {Unfit.REFUSED, Unfit.FAILED_HERE}
+    """Whether some node is only busy or cordoned: the job may wait in the queue for it,
+    whatever the others said (a node that refused the job or failed it is not asked
+    again, and one that is busy may still take it)."""
+    return any(r.kind.transient for r in reasons.values())

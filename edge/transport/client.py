@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-__all__ = ["Client", "Identity", "Msg", "NatsTimeout", "NoRespondersError", "connect"]
+__all__ = ["Client", "Identity", "LinkLost", "Msg", "NatsTimeout", "NoRespondersError", "connect"]
 
 log = logging.getLogger("bacedge.nats")
 
@@ -83,6 +83,7 @@ async def connect(
         if client.is_closed:
             return  # our own close(), not an outage
         log.warning("nats disconnected", extra={"servers": servers})
+        fail_requests_in_flight(client)
         if on_disconnect is not None:
             await on_disconnect()
 
@@ -102,6 +103,27 @@ async def connect(
         tls=tls,
     )
     return client
+
+
+class LinkLost(ConnectionError):
+    """A request's connection dropped before its reply came."""
+
+
+def fail_requests_in_flight(client: Client) -> int:
+    """Fails, at once, the requests waiting for a reply when the connection drops: the
+    reply went into the dead connection, or its responder died with it (an orchestrator
+    killed with its embedded nats-server), so it never comes. Otherwise each waits out its
+    timeout, and a node's heartbeats or outbox stall that long after the link is back (long
+    enough for the orchestrator to take the node for lost). Every caller retries or asks
+    again; requests sent while disconnected go out on reconnection and stay. Returns how
+    many failed (0 where nats-py keeps its replies elsewhere: then timeouts, as before)."""
+    waiting: dict[str, asyncio.Future[Any]] = getattr(client, "_resp_map", None) or {}
+    failed = 0
+    for future in list(waiting.values()):
+        if not future.done():
+            future.set_exception(LinkLost("the NATS connection dropped before the reply"))
+            failed += 1
+    return failed
 
 
 def _credentials(token: str | None, identity: Identity | None) -> dict[str, Any]:

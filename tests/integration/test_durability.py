@@ -267,7 +267,21 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_job(cluster: Cluster, layou
         f"states after restart {counts}; offers stored without an answer at the kill: "
         f"{len(waiting)}, settled as {settled_as}; all settled {settled:.1f}s after the restart"
     )
-    assert counts == {"Completed": len(acked)}, counts
+    failed = [j for j, state in states.items() if state != "Completed"]
+    assert counts == {"Completed": len(acked)}, (counts, why_not_completed(cluster, failed[:3]))
+
+
+def why_not_completed(cluster: Cluster, job_ids: list[str]) -> dict[str, list[str]]:
+    """The history of jobs that did not complete, to say why in a failure."""
+    why = {}
+    for job_id in job_ids:
+        body = httpx.get(f"{cluster.api}{API}/jobs/{job_id}/history", timeout=5).json()
+        why[job_id] = [
+            f"{h.get('ExecutionID', '')[:10]} {h['Event'].get('Message', '')}"
+            f" {h['Event'].get('Details', {})}"
+            for h in body["Items"]
+        ]
+    return why
 
 
 def test_an_offer_made_again_is_answered_taken_and_not_run_twice(cluster: Cluster) -> None:

@@ -132,6 +132,33 @@ def test_batch_retries_a_failed_partition_on_another_node_then_fails() -> None:
     assert step.state == JobStateType.FAILED and "failed 3 time(s)" in step.message
 
 
+def test_batch_retry_waits_while_its_node_is_away_or_busy_and_fails_only_when_none_can_wait() -> (
+    None
+):
+    """Work lost with a node (an orchestrator restart, an outage) waits Queued while that
+    node is away or busy, never Failed; a task that failed waits for another node only
+    when one could take it later."""
+    lost = execution("n-1", ComputeStateType.FAILED, **{LOST_DETAIL: "node lost contact"})
+    away = node("n-1")
+    away.state.ConnectionState.Status = NodeConnection.DISCONNECTED
+    step = plan(job(), [lost], [away], ctx())
+    assert step.state == JobStateType.QUEUED and not step.create
+    full = node("n-1", cpu=1)
+    full.allocated = Resources(CPU=1)
+    step = plan(job(task={"Resources": {"CPU": "1"}}), [lost], [full], ctx())
+    assert step.state == JobStateType.QUEUED and "free capacity" in step.message
+    # Failed on n-1 itself; n-2 busy: waits for n-2.
+    failed = execution("n-1", ComputeStateType.FAILED)
+    busy = node("n-2", cpu=1)
+    busy.allocated = Resources(CPU=1)
+    step = plan(job(task={"Resources": {"CPU": "1"}}), [failed], [node("n-1"), busy], ctx())
+    assert step.state == JobStateType.QUEUED and not step.create
+    # ... and n-2 too small for ever: fails with the task's error.
+    small = node("n-2", cpu=0.5)
+    step = plan(job(task={"Resources": {"CPU": "1"}}), [failed], [node("n-1"), small], ctx())
+    assert step.state == JobStateType.FAILED and "no other node to retry on" in step.message
+
+
 def test_batch_queues_when_nodes_are_only_busy_and_fails_when_none_can_run_it() -> None:
     busy = node("n-1", cpu=1)
     busy.allocated = Resources(CPU=1)

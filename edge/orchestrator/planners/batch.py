@@ -19,6 +19,7 @@ from .base import (
     of_version,
     refusals,
     unplaced,
+    waiting_helps,
 )
 
 
@@ -60,11 +61,13 @@ def plan(
             **{n: Reason(Unfit.FAILED_HERE, "failed it already") for n in failed_on},
         }
         placement = pool.select(exclude, ctx.rng)
-        if placement.node is None and failed:
-            message = failed[-1].ComputeState.Message or "execution failed"
-            return _failed(out, f"{message} (no other node to retry on)")
         if placement.node is None:
-            reasons = placement.reasons
+            if failed and not (pool.connected == 0 or waiting_helps(placement.reasons)):
+                message = failed[-1].ComputeState.Message or "execution failed"
+                return _failed(out, f"{message} (no other node to retry on)")
+            # A retry that waits, like a fresh partition: its node (or another) is only
+            # busy, cordoned or away (work lost with a node that is not back yet).
+            reasons = reasons if reasons is not None else placement.reasons
             continue
         out.create.append(pool.place(placement.node.node_id, partition, total))
         placed += 1

@@ -1,0 +1,69 @@
+"""Requests across a NATS connection that drops, against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from edge.transport.client import LinkLost, Msg, connect
+from edge.transport.server import EmbeddedNats
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_request_in_flight_when_the_server_dies_fails_at_once_and_the_next_is_answered(
+    tmp_path: Path,
+) -> None:
+    """The orchestrator killed with its embedded nats-server: a node's request sent just
+    before (a heartbeat, an update batch) gets no reply ever. It fails with LinkLost when
+    the link drops, not after its 60 s timeout, and a request after the reconnection is
+    answered (the server restarted by its supervisor)."""
+    port = _free_port()
+    server = EmbeddedNats("127.0.0.1", port, tmp_path)
+    await server.start()
+    url = [server.url]
+    requester = responder = None
+    try:
+        responder = await connect(url, "responder")
+        requester = await connect(url, "requester")
+        taken = asyncio.Event()
+
+        async def swallow(msg: Msg) -> None:
+            taken.set()  # never answered: the reply dies with the server
+
+        async def answer(msg: Msg) -> None:
+            await msg.respond(b"pong")
+
+        await responder.subscribe("silent", cb=swallow)
+        await responder.subscribe("ping", cb=answer)
+        await responder.flush()
+        pending = asyncio.create_task(requester.request("silent", b"", timeout=60))
+        await asyncio.wait_for(taken.wait(), 10)
+        assert server._proc is not None
+        server._proc.kill()  # the supervisor starts it again
+        with pytest.raises(LinkLost):
+            await pending
+        for _ in range(100):  # until both clients are back
+            if requester.is_connected and responder.is_connected:
+                try:
+                    reply = await requester.request("ping", b"", timeout=1)
+                    break
+                except Exception:
+                    pass
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("no answer after the reconnection")
+        assert reply.data == b"pong"
+        assert server.restarts == 1
+    finally:
+        for client in (requester, responder):
+            if client is not None:
+                await client.close()
+        await server.stop()
