@@ -419,11 +419,13 @@ class ComputeNode:
 
         async def finish() -> None:
             try:
-                outcome = await self._publish_results(execution, finished)
+                try:
+                    outcome = await self._publish_results(execution, finished)
+                finally:
+                    self.running.pop(execution.ID, None)
+                await self._report(execution, outcome)
             finally:
-                self.running.pop(execution.ID, None)
-                self.active.pop(execution.ID, None)
-            await self._report(execution, outcome)
+                self.active.pop(execution.ID, None)  # only now, as in _execute
 
         self.active[execution.ID] = execution
         self.running[execution.ID] = asyncio.create_task(finish(), name=f"publish-{execution.ID}")
@@ -547,6 +549,9 @@ class ComputeNode:
         assert self.nc is not None
         self.info.ComputeNodeInfo.AvailableCapacity = self._available()
         why = subjects.CONNECTING if reconcile else subjects.UPDATING
+        # What ran when the orchestrator was asked: its reply can only judge those. An
+        # offer placed after it answered may arrive (and start) before its reply is read.
+        asked_about = set(self.running)
         msg = await self.nc.request(
             subjects.handshake(self.node_id),
             encode(self.info),
@@ -561,14 +566,14 @@ class ComputeNode:
             return
         # Anything we run that the orchestrator no longer expects was failed over.
         expected = set(reply.ActiveExecutions)
-        for execution_id in list(self.running):
+        for execution_id in asked_about & set(self.running):
             if execution_id not in expected:
                 self._cancel(
                     execution_id,
                     "the orchestrator closed this execution while the node was unreachable",
                 )
         reported = {u.ExecutionID for u in self._unsent.values()}
-        for execution_id in expected - set(self.running) - reported:
+        for execution_id in expected - set(self.running) - set(self.active) - reported:
             await self._report_unknown(execution_id)
         self.connected.set()
         self._flush.set()
@@ -760,8 +765,12 @@ class ComputeNode:
             output_log.close()
             self.logs.pop(execution.ID, None)  # its file serves `logs` from here on
             self.running.pop(execution.ID, None)
-        self.active.pop(execution.ID, None)
-        await self._report(execution, outcome)
+        try:
+            await self._report(execution, outcome)
+        finally:
+            # Only now: a handshake meanwhile must not take a task whose end is still on
+            # its way to the ledger for one this node never heard of.
+            self.active.pop(execution.ID, None)
 
     async def _report(self, execution: Execution, outcome: Outcome) -> None:
         execution.ComputeState = ComputeState(
