@@ -132,17 +132,15 @@ def test_batch_retries_a_failed_partition_on_another_node_then_fails() -> None:
     assert step.state == JobStateType.FAILED and "failed 3 time(s)" in step.message
 
 
-def test_batch_retry_waits_while_its_node_is_away_or_busy_and_fails_only_when_none_can_wait() -> (
-    None
-):
-    """Work lost with a node (an orchestrator restart, an outage) waits Queued while that
-    node is away or busy, never Failed; a task that failed waits for another node only
-    when one could take it later."""
+def test_batch_retry_waits_while_a_node_is_busy_and_fails_only_when_none_can_wait() -> None:
+    """Work lost with a node (an orchestrator restart, an outage) waits Queued while the
+    node is back but busy, never Failed; a task that failed waits for another node only
+    when one could take it later. Work lost with the only node, gone, fails with it."""
     lost = execution("n-1", ComputeStateType.FAILED, **{LOST_DETAIL: "node lost contact"})
     away = node("n-1")
     away.state.ConnectionState.Status = NodeConnection.DISCONNECTED
     step = plan(job(), [lost], [away], ctx())
-    assert step.state == JobStateType.QUEUED and not step.create
+    assert step.state == JobStateType.FAILED and "no other node to retry on" in step.message
     full = node("n-1", cpu=1)
     full.allocated = Resources(CPU=1)
     step = plan(job(task={"Resources": {"CPU": "1"}}), [lost], [full], ctx())

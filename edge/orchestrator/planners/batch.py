@@ -62,11 +62,12 @@ def plan(
         }
         placement = pool.select(exclude, ctx.rng)
         if placement.node is None:
-            if failed and not (pool.connected == 0 or waiting_helps(placement.reasons)):
+            if failed and not waiting_helps(placement.reasons):
+                # No node could take the retry even later (none connected: the work went
+                # down with the only node, as documented; or the rest refused or failed it).
                 message = failed[-1].ComputeState.Message or "execution failed"
                 return _failed(out, f"{message} (no other node to retry on)")
-            # A retry that waits, like a fresh partition: its node (or another) is only
-            # busy, cordoned or away (work lost with a node that is not back yet).
+            # A retry that waits, like a fresh partition: a node is only busy or cordoned.
             reasons = reasons if reasons is not None else placement.reasons
             continue
         out.create.append(pool.place(placement.node.node_id, partition, total))
