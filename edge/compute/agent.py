@@ -133,6 +133,8 @@ class ComputeNode:
         self.token = token
         self.identity: Identity | None = None  # its own NATS user, after joining with a token
         self.root = root or config.data_dir / "compute"
+        self._workdirs = self.root / "executions"  # one folder per execution, made if needed
+        self._results = self.root / "results"
         self.node_id = node_id or stable_node_id(self.root)
         self.ledger = ledger or Ledger(self.root / "ledger.db")
         self.executors: dict[str, Executor] = {}
@@ -434,13 +436,13 @@ class ComputeNode:
         """Publishing state, then the publisher, retried with backoff: a store or link that
         is down for a while delays the result instead of losing it."""
         assert execution.Job is not None
-        result_dir = self.root / "results" / execution.ID
         try:
             publisher = publisher_for(execution.Job.task, self.publishers)
         except PublishError as exc:
             return Outcome(ComputeStateType.FAILED, f"publish: {exc}", finished.output)
         if publisher is None:  # no publisher and no ResultPaths: no result folder was made
             return finished
+        result_dir = self._results / execution.ID
         await self._report(
             execution,
             Outcome(
@@ -716,7 +718,7 @@ class ComputeNode:
 
     async def _execute(self, execution: Execution) -> None:
         assert self._slots is not None and execution.Job is not None
-        workdir = self.root / "executions" / execution.ID  # created when something needs it
+        workdir = self._workdirs / execution.ID  # created when something needs it
         output_log = ExecutionLog(
             workdir / "output.jsonl", self._publish_lines, self.cfg.max_log_bytes
         )
@@ -744,7 +746,7 @@ class ComputeNode:
                     self.policy,
                     self.node_id,
                     workdir,
-                    self.root / "results" / execution.ID,
+                    self._results / execution.ID,
                     output_log,
                     self.cfg.default_execution_timeout,
                     self.cfg.max_output_bytes,
@@ -773,7 +775,9 @@ class ComputeNode:
             self.active.pop(execution.ID, None)
 
     async def _report(self, execution: Execution, outcome: Outcome) -> None:
-        execution.ComputeState = ComputeState(
+        # Assembled, not validated: every value is this node's own, of its type already
+        # (two models per state change, on every node, for every execution).
+        execution.ComputeState = ComputeState.assemble(
             StateType=outcome.state, Message=outcome.message, Details=outcome.details
         )
         execution.ModifyTime = now_ns()
@@ -781,13 +785,14 @@ class ComputeNode:
             execution.RunOutput = outcome.output
         if outcome.published is not None:
             execution.PublishedResult = outcome.published
-        update = ExecutionUpdate(
+        update = ExecutionUpdate.assemble(
+            Sequence=0,
             ExecutionID=execution.ID,
             JobID=execution.JobID,
             NodeID=self.node_id,
             State=outcome.state,
             Message=outcome.message,
-            Details=outcome.details,
+            Details=dict(outcome.details),
             RunOutput=outcome.output,
             PublishedResult=outcome.published,
             Time=execution.ModifyTime,

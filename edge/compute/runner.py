@@ -104,8 +104,8 @@ async def run_execution(
     job = execution.Job
     assert job is not None
     task = job.task
-    staging = workdir / "inputs"
     sources = task_inputs(task)
+    staging = workdir / "inputs" if sources else workdir  # touched only with sources
     try:
         inputs = (
             await prepare_inputs(sources, staging, policy, providers, executor.holds_inline)
