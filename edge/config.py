@@ -219,6 +219,9 @@ class OrchestratorSection(_Section):
     flap_window: float = Field(default=60.0, gt=0, le=86400)
     flap_backoff: float = Field(default=30.0, gt=0, le=86400)
     flap_backoff_max: float = Field(default=600.0, gt=0, le=7 * 86400)
+    # Seconds a finished job stays in the store (then it, its versions, executions, history
+    # and evaluations go, checked hourly): the store does not grow with every job ever run.
+    job_retention: float = Field(default=30 * 86400.0, ge=3600.0, le=3650 * 86400.0)
 
 
 class ComputeSection(_Section):

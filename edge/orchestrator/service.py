@@ -94,6 +94,7 @@ def _gpu_keys(execution: Execution) -> frozenset[str]:
 
 
 SETTLE_INLINE = 64  # jobs planned inside one update message's handler (_plan_inline)
+PRUNE_INTERVAL = 3600.0  # seconds between prunes of finished jobs past their retention
 
 
 class Orchestrator:
@@ -193,6 +194,7 @@ class Orchestrator:
         self._tasks = [
             asyncio.create_task(self._schedule_loop(), name="scheduler"),
             asyncio.create_task(self._sweep_loop(), name="sweeper"),
+            asyncio.create_task(self._prune_loop(), name="store-prune"),
         ]
         log.info("orchestrator started", extra={"active_jobs": len(self.jobs)})
 
@@ -1079,6 +1081,27 @@ class Orchestrator:
             update.State == ComputeStateType.RUNNING and job.Type == JobType.SERVICE
         ):
             self._enqueue(job.ID)  # a service replica that runs may retire the one it replaces
+
+    async def _prune_loop(self) -> None:
+        """Hourly: finished jobs older than `[orchestrator] job_retention` leave the store,
+        a thousand per transaction, so an appliance that runs jobs for years keeps only
+        its recent ones (100,000 finished jobs are ~650 MiB)."""
+        while True:
+            try:
+                await self.prune(now_ns() - int(self.cfg.job_retention * 1e9))
+            except Exception as exc:  # a full or failing disk: tried again next hour
+                log.warning("job store not pruned", extra={"error": str(exc)})
+            await asyncio.sleep(PRUNE_INTERVAL)
+
+    async def prune(self, before_ns: int) -> int:
+        """Forgets finished jobs last changed before `before_ns`; returns how many."""
+        forgotten = 0
+        while ids := await self.store.prune(before_ns):
+            forgotten += len(ids)
+            await asyncio.sleep(0)  # API requests between the transactions
+        if forgotten:
+            log.info("finished jobs past their retention forgotten", extra={"jobs": forgotten})
+        return forgotten
 
     # -- timeouts and lost nodes ---------------------------------------------
     async def _sweep_loop(self) -> None:

@@ -54,10 +54,18 @@ CREATE INDEX IF NOT EXISTS history_job ON history(job_id, seq);
 CREATE TABLE IF NOT EXISTS evaluations (
     id TEXT PRIMARY KEY, job_id TEXT NOT NULL, data TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS evaluations_job ON evaluations(job_id);
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
+_JOB_ROWS = (  # what a job is made of in the store, the job's own row last
+    ("history", "job_id"),
+    ("executions", "job_id"),
+    ("evaluations", "job_id"),
+    ("job_versions", "job_id"),
+    ("jobs", "id"),
+)
 ACTIVE_JOB_STATES = tuple(s.value for s in JobStateType if not s.terminal)
 """Listed, not "NOT IN" the terminal ones, so the state index finds them: a restart reads
 the jobs still at work, not every job ever stored."""
@@ -149,6 +157,28 @@ class Store:
             "history": list(batch.events),
             "evaluations": [(ev.ID, ev.JobID, _dump(ev)) for ev in batch.evaluations],
         }
+
+    async def prune(self, before_ns: int, limit: int = 1000) -> list[str]:
+        """Forgets finished jobs last changed before `before_ns` (at most `limit`, the
+        oldest first) with their versions, executions, history and evaluations, in one
+        transaction. Returns their IDs. Jobs at work are never touched: only terminal ones
+        are found, and those have left the orchestrator's working set."""
+        marks = ",".join("?" * len(TERMINAL_JOB_STATES))
+
+        def forget(db: sqlite3.Connection) -> list[str]:
+            ids = [
+                (row[0],)
+                for row in db.execute(
+                    f"SELECT id FROM jobs WHERE state IN ({marks}) AND modify_time < ?"
+                    " ORDER BY modify_time LIMIT ?",
+                    [*TERMINAL_JOB_STATES, before_ns, limit],
+                )
+            ]
+            for table, column in _JOB_ROWS:
+                db.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
+            return [i for (i,) in ids]
+
+        return await self._sql.write(forget)
 
     async def put_node(self, node: NodeState) -> None:
         row = (node.node_id, _dump(node))

@@ -134,6 +134,45 @@ def test_orchestrator_restart_keeps_jobs_and_history(cluster: Cluster) -> None:
     assert by_name["Job"]["ID"] == job_id
 
 
+def test_finished_jobs_past_their_retention_are_forgotten_and_the_rest_kept(
+    cluster: Cluster,
+) -> None:
+    """`[orchestrator] job_retention`: a finished job last changed longer ago is gone from
+    the store (checked at start, then hourly): 404, not listed, no rows left; a recent
+    one and a job still at work stay."""
+    import sqlite3
+
+    orchestrator = cluster.orchestrator(True, "--engines", "noop")
+    cluster.wait_nodes(1)
+    old, recent = (cluster.submit(noop_job(name=name)) for name in ("old", "recent"))
+    for job_id in (old, recent):
+        cluster.wait_state(job_id, "Completed")
+    running = cluster.submit(noop_job(name="at-work", SleepSeconds=600))
+    wait_until(lambda: cluster.executions(running), 30, "placement")
+    orchestrator.stop()
+    db = cluster.root / "orchestrator" / "orchestrator" / "state.db"
+    two_days_ns = 2 * 86400 * 10**9
+    with sqlite3.connect(db) as conn:  # as if they had finished (or last changed) 2 days ago
+        for job_id in (old, running):
+            conn.execute(
+                "UPDATE jobs SET modify_time = modify_time - ? WHERE id=?", (two_days_ns, job_id)
+            )
+    cluster.orchestrator(True, "--engines", "noop", BACEDGE_ORCHESTRATOR_JOB_RETENTION=str(86400))
+    wait_until(  # the first prune runs as the orchestrator starts
+        lambda: httpx.get(f"{cluster.api}{API}/jobs/{old}", timeout=5).status_code == 404,
+        30,
+        "the old job to be forgotten",
+    )
+    listed = {j["ID"] for j in httpx.get(f"{cluster.api}{API}/jobs", timeout=5).json()["Items"]}
+    assert old not in listed and {recent, running} <= listed
+    assert cluster.job(recent)["Job"]["State"]["StateType"] == "Completed"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        for table in ("history", "executions", "evaluations", "job_versions"):
+            count = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE job_id=?", (old,))
+            assert count.fetchone()[0] == 0, table
+    httpx.delete(f"{cluster.api}{API}/jobs/{running}", timeout=5)
+
+
 def test_work_finished_during_an_outage_is_reported_when_the_link_heals(
     cluster: Cluster,
 ) -> None:

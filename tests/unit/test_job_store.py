@@ -62,3 +62,51 @@ async def test_a_failed_transaction_fails_every_save_in_it_and_a_cancelled_saver
     await store.save(Batch(jobs={"j-3": Job(ID="j-3")}))  # and the next one works
     assert await store.get_job("j-3") is not None
     await store.close()
+
+
+async def test_prune_forgets_old_finished_jobs_with_all_their_rows_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Finished jobs last changed before the cutoff go with their versions, executions,
+    history and evaluations, the oldest first and at most `limit` per call; recent
+    finished jobs and jobs at work stay whatever their age."""
+    from edge.models import Evaluation
+    from edge.orchestrator.history import job_event
+
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    cutoff = 1_000
+    specs = {
+        "old-done": (JobStateType.COMPLETED, 100),
+        "old-failed": (JobStateType.FAILED, 200),
+        "old-stopped": (JobStateType.STOPPED, 300),
+        "old-running": (JobStateType.RUNNING, 100),
+        "old-queued": (JobStateType.QUEUED, 100),
+        "new-done": (JobStateType.COMPLETED, 2_000),
+    }
+    batch = Batch()
+    for job_id, (state, modified) in specs.items():
+        job = Job(ID=job_id, State=JobState(StateType=state), ModifyTime=modified)
+        batch.jobs[job_id] = job
+        batch.new_versions.append(job)
+        batch.executions[f"e-{job_id}"] = Execution(ID=f"e-{job_id}", JobID=job_id, NodeID="n")
+        batch.events.append(job_event(job_id, "JobState", "changed"))
+        batch.evaluations.append(Evaluation(ID=f"ev-{job_id}", JobID=job_id))
+    await store.save(batch)
+
+    assert await store.prune(cutoff, limit=2) == ["old-done", "old-failed"]
+    assert await store.prune(cutoff, limit=2) == ["old-stopped"]
+    assert await store.prune(cutoff, limit=2) == []
+    kept = {"old-running", "old-queued", "new-done"}
+    for table, column in (
+        ("jobs", "id"),
+        ("job_versions", "job_id"),
+        ("executions", "job_id"),
+        ("history", "job_id"),
+        ("evaluations", "job_id"),
+    ):
+        rows = {r[0] for r in store.db.execute(f"SELECT {column} FROM {table}")}
+        assert rows == kept, table
+    assert await store.get_job("old-done") is None
+    assert await store.history("old-done") == []
+    await store.close()
