@@ -231,6 +231,8 @@ def bench_placements(args: argparse.Namespace, nodes: int) -> None:
             total = args.jobs * args.count
             failed0 = scale.metrics().get(FAILED, 0.0)
             cpu0, sim0 = cpu_seconds(orch), cpu_seconds(sim)
+            nats = nats_child(orch)
+            nats0 = cpu_seconds(nats) if nats else 0.0
             start = time.time()
             job_ids = asyncio.run(submit(scale.api, args.jobs, args.count))
             submitted = time.time()
@@ -244,6 +246,7 @@ def bench_placements(args: argparse.Namespace, nodes: int) -> None:
                         raise SystemExit(f"timed out waiting for the jobs: {stuck(client, items)}")
                     time.sleep(0.25)
             cpu1, sim1, polled = cpu_seconds(orch), cpu_seconds(sim), time.time()
+            nats1 = cpu_seconds(nats) if nats else 0.0
             accepted_at, done_at = times(scale.api, job_ids)
             elapsed = done_at - start
             cpu = (cpu1 - cpu0) / (polled - start) * 100
@@ -266,10 +269,13 @@ def bench_placements(args: argparse.Namespace, nodes: int) -> None:
             # rate one free core would allow, for the orchestrator and for the nodes.
             orch_ms = (cpu1 - cpu0) * 1000 / total
             sim_ms = (sim1 - sim0) * 1000 / total
+            nats_ms = (nats1 - nats0) * 1000 / total
             print(
                 f"  CPU per placement: orchestrator {orch_ms:.3f} ms (one free core: "
                 f"{1000 / orch_ms:,.0f}/s), simulated nodes {sim_ms:.3f} ms "
-                f"({1000 / sim_ms:,.0f}/s)"
+                f"({1000 / sim_ms:,.0f}/s), nats-server {nats_ms:.3f} ms; the three on "
+                f"{os.cpu_count()} cores allow at most "
+                f"{1000 * (os.cpu_count() or 1) / (orch_ms + sim_ms + nats_ms):,.0f}/s"
             )
         finally:
             scale.stop()
