@@ -60,10 +60,10 @@ from edge.transport.messages import (
     ExecutionUpdate,
     HandshakeReply,
     Heartbeat,
+    JobCache,
     LogFrame,
     LogReply,
     LogRequest,
-    OfferBatch,
     OfferReply,
     OfferResult,
     PresignReply,
@@ -72,6 +72,7 @@ from edge.transport.messages import (
     UpdateAck,
     UpdateBatch,
     decode,
+    decode_offer,
     encode,
 )
 
@@ -87,6 +88,7 @@ log = logging.getLogger("bacedge.compute")
 PUBLISH_ATTEMPTS = 6  # about a minute of backoff before a publish failure fails the job
 MAX_CHUNK = 768 * 1024  # under NATS's default 1 MiB payload limit
 PRUNE_INTERVAL = 3600.0  # seconds between ledger prunes
+OFFERED_JOBS = JobCache()  # one per process: simulated nodes share it
 LEDGER_RETRY_FIRST, LEDGER_RETRY_MAX = 0.5, 30.0  # seconds between tries of a failed write
 _EXECUTION_ID = re.compile(r"^e-[A-Za-z0-9-]{1,64}$")
 
@@ -658,7 +660,7 @@ class ComputeNode:
     # -- offers ---------------------------------------------------------------
     async def _on_offer(self, msg: Msg) -> None:
         try:
-            offer = decode(OfferBatch, msg.data)
+            offer = decode_offer(msg.data, OFFERED_JOBS)
         except ValueError as exc:
             log.error("bad offer", extra={"error": str(exc)})
             return

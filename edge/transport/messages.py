@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from typing import Any, TypeVar
 
 from pydantic import Field
@@ -9,6 +11,7 @@ from pydantic import Field
 from edge.models import (
     ComputeStateType,
     Execution,
+    Job,
     NodeInfo,
     NodeMembership,
     Resources,
@@ -67,6 +70,65 @@ def encode_offer(executions: list[Execution], jobs: dict[str, bytes], fresh: boo
         parts.append(body[:-1] + b',"Job":' + jobs.get(execution.JobID, b"null") + b"}")
     head = b'{"Fresh":true,"Executions":[' if fresh else b'{"Executions":['
     return head + b",".join(parts) + b"]}"
+
+
+class JobCache:
+    """Jobs decoded from offers, by ID and version, the most recent `size`: a node offered
+    many partitions of one job (a process of simulated nodes: the same job a thousand
+    times) validates it once and holds one copy, shared by those executions (read only:
+    nothing on a node changes a job). What may differ between two offers of one version
+    (its State, ModifyTime, Revision) is nothing a node reads."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._jobs: OrderedDict[tuple[str, int], Job] = OrderedDict()
+
+    def get(self, key: tuple[str, int]) -> Job | None:
+        job = self._jobs.get(key)
+        if job is not None:
+            self._jobs.move_to_end(key)
+        return job
+
+    def put(self, key: tuple[str, int], job: Job) -> None:
+        self._jobs[key] = job
+        self._jobs.move_to_end(key)
+        while len(self._jobs) > self.size:
+            self._jobs.popitem(last=False)
+
+
+def decode_offer(data: bytes, jobs: JobCache) -> OfferBatch:
+    """`decode(OfferBatch, data)`, with each execution's job taken from `jobs` when it
+    holds that version (validated once, when first seen). Raises ValueError as decode."""
+    try:
+        raw = json.loads(data)
+    except RecursionError:
+        raise ValueError("offer nested too deeply") from None
+    held: dict[int, Job] = {}  # execution -> the version the cache holds
+    fresh: dict[tuple[str, int], int] = {}  # a version not held -> the execution decoding it
+    again: dict[int, tuple[str, int]] = {}  # execution -> a version decoded for another
+    executions = raw.get("Executions") if isinstance(raw, dict) else None
+    for i, execution in enumerate(executions if isinstance(executions, list) else []):
+        job = execution.get("Job") if isinstance(execution, dict) else None
+        if isinstance(job, dict) and type(job.get("ID")) is str and type(job.get("Version")) is int:
+            key = (job["ID"], job["Version"])
+            known = jobs.get(key)
+            if known is None and key not in fresh:
+                fresh[key] = i  # validated with the rest of the offer, once
+                continue
+            execution["Job"] = None
+            if known is not None:
+                held[i] = known
+            else:
+                again[i] = key
+    offer = OfferBatch.model_validate(raw, context=EXACT_KEYS)
+    for i, job in held.items():
+        offer.Executions[i].Job = job
+    for i, key in again.items():
+        offer.Executions[i].Job = offer.Executions[fresh[key]].Job
+    for key, i in fresh.items():
+        if (job := offer.Executions[i].Job) is not None:
+            jobs.put(key, job)
+    return offer
 
 
 class OfferResult(WireModel):

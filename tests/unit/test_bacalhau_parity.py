@@ -240,6 +240,65 @@ def test_offer_encoding_attaches_each_job_once_and_matches_the_model_encoding() 
         assert decoded.Fresh is fresh
 
 
+def test_offers_decoded_with_a_job_cache_equal_the_plain_decoding_and_share_each_version() -> None:
+    """A node decodes offers keeping each job version once: the executions equal what the
+    plain decoding gives, executions of one version share one Job, another version (or a
+    job the cache let go) is its own, and bad offers are refused as before."""
+    from edge.transport.messages import (
+        JobCache,
+        OfferBatch,
+        decode,
+        decode_offer,
+        encode,
+        encode_offer,
+    )
+
+    spec = {"Type": "batch", "Count": 2, "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}]}
+    v1, v2, other = load_job(spec), load_job(spec), load_job(spec)
+    v1.ID = v2.ID = "j-1"
+    v2.Version, other.ID = 2, "j-2"
+    v1.Tasks[0].Env = {"A": "1"}  # versions of one job differ
+    cache = JobCache(size=2)
+    first = encode_offer(
+        [Execution(ID=f"e-{i}", JobID="j-1", NodeID="n") for i in range(3)], {"j-1": encode(v1)}
+    )
+    second = encode_offer(
+        [
+            Execution(ID="e-3", JobID="j-1", NodeID="n"),
+            Execution(ID="e-4", JobID="j-gone", NodeID="n"),
+        ],
+        {"j-1": encode(v1)},
+        fresh=True,
+    )
+    third = encode_offer([Execution(ID="e-5", JobID="j-1", NodeID="n")], {"j-1": encode(v2)})
+    decoded = [decode_offer(wire, cache) for wire in (first, second, third)]
+    for wire, offer in zip((first, second, third), decoded, strict=True):
+        assert offer == decode(OfferBatch, wire)
+        assert encode(offer) == encode(decode(OfferBatch, wire))
+    jobs = [e.Job for offer in decoded for e in offer.Executions]
+    assert all(job is jobs[0] for job in jobs[1:4]) and jobs[4] is None
+    assert jobs[5] is not jobs[0] and jobs[5] is not None and jobs[5].Version == 2
+    # At most `size` versions are held: the oldest goes first.
+    decode_offer(encode_offer([Execution(ID="e-6", JobID="j-2")], {"j-2": encode(other)}), cache)
+    again = decode_offer(first, cache).Executions[0].Job
+    assert again == jobs[0] and again is not jobs[0]
+    # More new versions in one offer than the cache holds: every execution keeps its job.
+    small = JobCache(size=1)
+    decode_offer(first, small)
+    third_job, fourth_job = load_job(spec), load_job(spec)
+    third_job.ID, fourth_job.ID = "j-3", "j-4"
+    crowded = encode_offer(
+        [Execution(ID=f"e-{j}", JobID=j) for j in ("j-1", "j-3", "j-4", "j-1")],
+        {"j-1": encode(v1), "j-3": encode(third_job), "j-4": encode(fourth_job)},
+    )
+    offer = decode_offer(crowded, small)
+    assert [e.Job.ID if e.Job else None for e in offer.Executions] == ["j-1", "j-3", "j-4", "j-1"]
+    assert offer == decode(OfferBatch, crowded)
+    for bad in (b"not json", b"[" * 100_000, b'{"Executions": [{"ID": 1}]}', b'{"Executions": 3}'):
+        with pytest.raises(ValueError):
+            decode_offer(bad, cache)
+
+
 def test_agent_config_uses_bacalhau_key_names_and_redacts_secrets() -> None:
     config = Config.model_validate(
         {
