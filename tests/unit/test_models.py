@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from edge.models import (
     AllocatedResources,
@@ -210,3 +211,14 @@ def test_a_placed_execution_is_what_validating_its_fields_makes(task_name: str) 
     assert placed.model_dump_json(by_alias=True) == validated.model_dump_json(by_alias=True)
     assert Execution.model_validate(placed.model_dump(by_alias=True)) == validated
     assert placed.terminal is False and placed.state == ComputeStateType.ASK_FOR_BID
+    # New executions share their (frozen) desired state and empty result: changed only by
+    # replacing them, as the orchestrator does, never in place for all of them.
+    other = Execution.placed(job, "n-2", 3, 5, reserved, "e-2", 1234)
+    assert other.DesiredState is placed.DesiredState
+    assert other.PublishedResult is placed.PublishedResult
+    with pytest.raises(ValidationError):
+        placed.DesiredState.Message = "changed for every execution"
+    with pytest.raises(ValidationError):
+        placed.PublishedResult.Type = "s3"
+    placed.DesiredState = DesiredState(StateType=DesiredStateType.STOPPED)
+    assert other.DesiredState.StateType == DesiredStateType.RUNNING
