@@ -133,21 +133,17 @@ def test_huge_count_is_refused_and_a_large_job_does_not_wedge_the_api(hybrid: Cl
 
     big = {**huge, "Name": "big", "Count": 1000}  # the default max_count
     job_id = hybrid.submit(big)
-    answers = 0
 
     def planned() -> dict[str, Any] | None:
-        nonlocal answers
         alive = httpx.get(f"{hybrid.api}/api/v1/agent/alive", timeout=10)
         assert alive.json() == {"Status": "OK"}  # the API answers while the job is planned
-        answers += 1
         body = hybrid.job(job_id)
         return body if len(body["Executions"]["Items"]) >= 1000 else None
 
     body = wait_until(planned, 180, "all 1000 partitions to be placed")
-    # Every poll was answered. How often the API answers while a job is planned is a
-    # latency, measured (bench_jobs.py's storm: reads p50/p99), not asserted: on a fast
-    # machine all 1000 are placed before the second poll, which failed `answers > 1` in CI.
-    assert answers >= 1
+    # Every poll was answered. How often the API answers while a job is planned
+    # is a latency, measured (bench_jobs.py's storm: reads p50/p99), not asserted: on a
+    # fast machine all 1000 are placed before the second poll (`answers > 1` failed in CI).
     assert body["Job"]["State"]["StateType"] != "Failed", body["Job"]["State"]
     assert {e["PartitionIndex"] for e in body["Executions"]["Items"]} == set(range(1000))
     httpx.delete(f"{hybrid.api}{API}/jobs/{job_id}")
