@@ -454,7 +454,7 @@ class ComputeNode:
                 details=finished.details,
             ),
         )
-        scratch = self.root / "executions" / execution.ID / "publish"
+        scratch = self._workdirs / execution.ID / "publish"
         delay, problem = 1.0, ""
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
@@ -655,7 +655,7 @@ class ComputeNode:
     def _remove_workdirs(self, execution_ids: list[str]) -> None:
         for execution_id in execution_ids:
             if _EXECUTION_ID.match(execution_id):
-                shutil.rmtree(self.root / "executions" / execution_id, ignore_errors=True)
+                shutil.rmtree(self._workdirs / execution_id, ignore_errors=True)
 
     # -- offers ---------------------------------------------------------------
     async def _on_offer(self, msg: Msg) -> None:
@@ -858,7 +858,7 @@ class ComputeNode:
 
     async def _on_logs(self, msg: Msg) -> None:
         request = decode(LogRequest, msg.data)
-        path = self.root / "executions" / request.ExecutionID / "output.jsonl"
+        path = self._workdirs / request.ExecutionID / "output.jsonl"
         live = self.logs.get(request.ExecutionID)
         if live is None and not path.exists():  # the orchestrator shows its stored output
             await msg.respond(encode(LogReply(OK=False, Error="no logs on this node")))

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
 from edge.transport.client import LinkLost, Msg, connect
 from edge.transport.server import EmbeddedNats
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.integration.cluster import free_port
 
 
 async def test_a_request_in_flight_when_the_server_dies_fails_at_once_and_the_next_is_answered(
@@ -25,7 +19,7 @@ async def test_a_request_in_flight_when_the_server_dies_fails_at_once_and_the_ne
     before (a heartbeat, an update batch) gets no reply ever. It fails with LinkLost when
     the link drops, not after its 60 s timeout, and a request after the reconnection is
     answered (the server restarted by its supervisor)."""
-    port = _free_port()
+    port = free_port()
     server = EmbeddedNats("127.0.0.1", port, tmp_path)
     await server.start()
     url = [server.url]

@@ -9,7 +9,6 @@ way to the node's ledger.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +31,7 @@ from edge.transport.messages import (
     encode,
 )
 from edge.transport.server import EmbeddedNats
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.integration.cluster import free_port
 
 
 def _job(sleep: float) -> Job:
@@ -106,7 +100,7 @@ class Orchestrator:
 
 @pytest.fixture
 async def orchestrator(tmp_path: Path) -> AsyncIterator[Orchestrator]:
-    server = EmbeddedNats("127.0.0.1", _free_port(), tmp_path / "nats")
+    server = EmbeddedNats("127.0.0.1", free_port(), tmp_path / "nats")
     await server.start()
     overrides = {
         "node.data_dir": str(tmp_path / "node"),
