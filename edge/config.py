@@ -287,6 +287,7 @@ class LocalPublisherSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=6001, ge=0, le=65535)  # 0: any free port
     address: str = ""  # advertised in result URLs; empty: host
+    retention: float = Field(default=30 * 86400.0, ge=3600.0, le=3650 * 86400.0)
 
 
 class S3ManagedSection(_Section):

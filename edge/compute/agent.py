@@ -230,7 +230,7 @@ class ComputeNode:
             asyncio.create_task(self._connection(), name="compute-connect"),
             asyncio.create_task(self._heartbeats(), name="compute-heartbeat"),
             asyncio.create_task(self._flusher(), name="compute-outbox"),
-            asyncio.create_task(self._prune_ledger(), name="compute-ledger-prune"),
+            asyncio.create_task(self._prune(), name="compute-prune"),
         ]
         if self._services():
             self._tasks.append(asyncio.create_task(self._watch_engines(), name="compute-engines"))
@@ -638,19 +638,34 @@ class ComputeNode:
             except Exception as exc:
                 log.debug("heartbeat not answered", extra={"error": str(exc)})
 
-    async def _prune_ledger(self) -> None:
-        """Hourly: finished executions older than `[compute] ledger_retention` leave the
-        ledger, a thousand at a time, with their folders (output logs), so a device that
-        runs jobs for years keeps only its recent work."""
+    async def _prune(self) -> None:
+        """Hourly, so a device that runs jobs for years keeps only its recent work:
+        finished executions older than `[compute] ledger_retention` leave the ledger, a
+        thousand at a time, with their folders (output logs); `local` result archives
+        older than `[publishers.local] retention` go too."""
         while True:
-            cutoff = now_ns() - int(self.cfg.ledger_retention * 1e9)
-            try:
-                while forgotten := await self.ledger.prune(cutoff):
-                    await asyncio.to_thread(self._remove_workdirs, forgotten)
-                    log.info("ledger pruned", extra={"executions": len(forgotten)})
-            except Exception as exc:
-                log.warning("ledger not pruned", extra={"error": str(exc)})
+            await self._prune_ledger()
+            await self._prune_results()
             await asyncio.sleep(PRUNE_INTERVAL)
+
+    async def _prune_ledger(self) -> None:
+        cutoff = now_ns() - int(self.cfg.ledger_retention * 1e9)
+        try:
+            while forgotten := await self.ledger.prune(cutoff):
+                await asyncio.to_thread(self._remove_workdirs, forgotten)
+                log.info("ledger pruned", extra={"executions": len(forgotten)})
+        except Exception as exc:
+            log.warning("ledger not pruned", extra={"error": str(exc)})
+
+    async def _prune_results(self) -> None:
+        for local in self._local_publishers():
+            try:
+                removed = await asyncio.to_thread(local.prune)
+            except OSError as exc:
+                log.warning("local results not pruned", extra={"error": str(exc)})
+                continue
+            if removed:
+                log.info("local results pruned", extra={"archives": removed})
 
     def _remove_workdirs(self, execution_ids: list[str]) -> None:
         for execution_id in execution_ids:

@@ -36,7 +36,7 @@ def build_publishers(
     local = config.publishers.local
     found: list[Publisher] = [
         NoopPublisher(),
-        LocalPublisher(published_dir, local.host, local.port, local.address),
+        LocalPublisher(published_dir, local.host, local.port, local.address, local.retention),
         S3Publisher(config),
     ]
     if signer is not None:

@@ -4,13 +4,17 @@ As in Bacalhau, the result is `{Type: urlDownload, Params: {URL: http://ADDRESS:
 Unlike Bacalhau, a user never needs to reach that address: the orchestrator fetches the
 archive from the node over NATS (`GET .../jobs/{id}/executions/{execution}/result`), so
 `bacedge job get` works for nodes behind NAT or on links that only reach the hub.
+Archives older than `[publishers.local] retention` are removed by the node's hourly prune.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +31,9 @@ log = logging.getLogger("bacedge.publishers")
 ARCHIVE_NAME = re.compile(r"^(e-[A-Za-z0-9-]{1,64})\.tar\.gz$")
 
 
+STALE_PART = 3600.0  # a .part file not written for this long is a pack that never finished
+
+
 def archive_path(published_dir: Path, execution_id: str) -> Path:
     return published_dir / f"{execution_id}.tar.gz"
 
@@ -34,8 +41,16 @@ def archive_path(published_dir: Path, execution_id: str) -> Path:
 class LocalPublisher:
     types: tuple[str, ...] = ("local",)
 
-    def __init__(self, published_dir: Path, host: str, port: int, address: str = "") -> None:
+    def __init__(
+        self,
+        published_dir: Path,
+        host: str,
+        port: int,
+        address: str = "",
+        retention: float = 30 * 86400.0,
+    ) -> None:
         self.published_dir = published_dir
+        self.retention = retention
         self.host = host
         self.port = port
         self.address = address or ("127.0.0.1" if host in ("", "0.0.0.0", "::") else host)
@@ -99,6 +114,29 @@ class LocalPublisher:
         if path is None or not path.is_file():
             raise web.HTTPNotFound(text="no such result on this node\n")
         return web.FileResponse(path, headers={"Content-Type": "application/gzip"})
+
+    def prune(self, now: float | None = None) -> int:
+        """Removes archives older than `retention` (and `.part` files a crash left behind
+        mid-pack), so a device publishing results for years keeps only its recent ones.
+        Blocking: run it on a thread. Returns how many files went."""
+        now = time.time() if now is None else now
+        removed = 0
+        try:
+            entries = list(os.scandir(self.published_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if ARCHIVE_NAME.match(entry.name):
+                cutoff = now - self.retention
+            elif entry.name.endswith(".tar.gz.part"):
+                cutoff = now - STALE_PART
+            else:
+                continue  # not ours: left alone
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     def problems(self, spec: SpecConfig) -> list[str]:
         return []

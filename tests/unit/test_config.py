@@ -37,6 +37,8 @@ def test_secrets_are_masked(tmp_path: Path) -> None:
         ("[compute]\nbogus = 1\n", "compute.bogus: unknown key"),
         ("[api]\nport = 70000\n", "api.port"),
         ("[api\nport = 1\n", "invalid TOML"),
+        ("[publishers.local]\nretention = 60\n", "publishers.local.retention"),
+        ("[orchestrator]\njob_retention = -1\n", "orchestrator.job_retention"),
     ],
 )
 def test_bad_files_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:

@@ -153,7 +153,7 @@ async def test_the_node_prunes_its_ledger_and_the_execution_folders(tmp_path: Pa
             folder = node.root / "executions" / execution_id
             folder.mkdir(parents=True)
             (folder / "output.jsonl").write_text("{}\n")
-        task = asyncio.create_task(node._prune_ledger())
+        task = asyncio.create_task(node._prune())
         for _ in range(200):
             if not (node.root / "executions" / "e-old").exists():
                 break
@@ -164,6 +164,61 @@ async def test_the_node_prunes_its_ledger_and_the_execution_folders(tmp_path: Pa
         assert await node.ledger.known(["e-old", "e-live"]) == {"e-live"}
         assert not (node.root / "executions" / "e-old").exists()
         assert (node.root / "executions" / "e-live" / "output.jsonl").exists()
+    finally:
+        await node.ledger.close()
+
+
+async def test_the_node_prunes_local_result_archives_past_their_retention(
+    tmp_path: Path,
+) -> None:
+    """`[publishers.local] retention`: the same hourly prune removes `local` archives
+    older than it and `.part` files a crash left mid-pack; recent archives, a pack still
+    being written and files that are not archives stay."""
+    import asyncio
+    import contextlib
+    import os
+    import time
+
+    from edge.compute import agent
+    from edge.config import load_config
+    from edge.publishers import build_publishers
+
+    config = load_config(
+        None,
+        {"node.data_dir": str(tmp_path), "publishers.local.retention": 7200},
+        environ={},
+    )
+    node = agent.ComputeNode(config, [])
+    await node.ledger.open()
+    published = node.root / "published"
+    node.publishers = build_publishers(config, published, None)  # as start() builds them
+    published.mkdir(parents=True)
+    now = time.time()
+    ages = {
+        "e-old.tar.gz": 3 * 3600,
+        "e-recent.tar.gz": 3600,
+        "e-crashed.tar.gz.part": 2 * 3600,
+        "e-packing.tar.gz.part": 60,
+        "notes.txt": 3 * 3600,
+    }
+    for name, age in ages.items():
+        (published / name).write_bytes(b"x")
+        os.utime(published / name, (now - age, now - age))
+    try:
+        task = asyncio.create_task(node._prune())
+        for _ in range(200):
+            if not (published / "e-old.tar.gz").exists():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert sorted(p.name for p in published.iterdir()) == [
+            "e-packing.tar.gz.part",
+            "e-recent.tar.gz",
+            "notes.txt",
+        ]
     finally:
         await node.ledger.close()
 
