@@ -17,9 +17,9 @@ wrote each job three times per execution (most of its ledger's bytes, on a devic
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
 from pathlib import Path
 
+from edge.lru import LRU
 from edge.models import ComputeStateType, Execution, Job
 from edge.sqlite import SqliteThread
 from edge.transport.messages import ExecutionUpdate
@@ -90,7 +90,7 @@ class Ledger:
         self._file = LedgerDB(path) if isinstance(path, Path) else path
         self._sql = self._file.sql
         self.node = node
-        self._jobs: OrderedDict[tuple[str, int], None] = OrderedDict()  # stored, most recent last
+        self._jobs: LRU[tuple[str, int], bool] = LRU(_JOBS_REMEMBERED)  # stored
 
     async def open(self) -> None:
         if self._own:
@@ -150,10 +150,7 @@ class Ledger:
 
         stored = await self._sql.write(write)
         for key in jobs:  # only once written: a failed write dumps them again next time
-            self._jobs[key] = None
-            self._jobs.move_to_end(key)
-        while len(self._jobs) > _JOBS_REMEMBERED:
-            self._jobs.popitem(last=False)
+            self._jobs.put(key, True)
         return stored
 
     @staticmethod

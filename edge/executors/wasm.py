@@ -20,7 +20,6 @@ import os
 import posixpath
 import shutil
 import tempfile
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from edge.lazy import lazy_module
+from edge.lru import LRU
 from edge.models import InputSource, Task
 from edge.workspace import write_held
 
@@ -468,8 +468,7 @@ class WasmExecutor:
     def __init__(self, cache_dir: Path | None = None, package_cache_size: int = 16) -> None:
         self.cache_dir = cache_dir or default_cache_dir()
         self._wasmer: wasmer_sdk.Wasmer | None = None
-        self._packages: OrderedDict[str, wasmer_sdk.Package] = OrderedDict()
-        self._cache_size = max(1, package_cache_size)
+        self._packages: LRU[str, wasmer_sdk.Package] = LRU(package_cache_size)
 
     def problems(self, task: Task) -> list[str]:
         try:
@@ -496,7 +495,6 @@ class WasmExecutor:
         digest = hashlib.sha256(data).hexdigest()
         package = self._packages.get(digest)
         if package is not None:
-            self._packages.move_to_end(digest)
             return package, digest
         try:
             package = await self._client().packages.load(data)
@@ -507,9 +505,7 @@ class WasmExecutor:
                 f"wasm EntryModule {spec.entry_alias} is not a valid WASI module "
                 f"({_one_line(str(exc))}): {_FIX_MODULE}"
             ) from None
-        self._packages[digest] = package
-        while len(self._packages) > self._cache_size:
-            self._packages.popitem(last=False)
+        self._packages.put(digest, package)
         return package, digest
 
     async def run(self, request: ExecutionRequest, sink: LogSink) -> ExecutionResult:

@@ -22,12 +22,12 @@ import hashlib
 import hmac
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from edge.auth import ADMIN, parse_hash, verify_password
 from edge.config import ApiSection
+from edge.lru import LRU
 
 __all__ = ["ANONYMOUS", "Authenticator", "Caller", "Refusal"]
 
@@ -99,7 +99,7 @@ class Authenticator:
                 self._passwords[user.username] = (user.password.get_secret_value(), caller)
         self._dummy = _dummy_hash(stored for stored, _ in self._passwords.values())
         self._cache_key = os.urandom(32)
-        self._cache: OrderedDict[bytes, tuple[float, Caller]] = OrderedDict()
+        self._cache: LRU[bytes, tuple[float, Caller]] = LRU(CACHE_ENTRIES)
         self._pending: dict[bytes, asyncio.Future[Caller | None]] = {}
         self._gate: asyncio.Semaphore | None = None
 
@@ -171,10 +171,7 @@ class Authenticator:
             pending.add_done_callback(lambda _: self._pending.pop(key, None))
         caller = await asyncio.shield(pending)
         if caller is not None:
-            self._cache[key] = (self._clock() + CACHE_SECONDS, caller)
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            self._cache.put(key, (self._clock() + CACHE_SECONDS, caller))
         return caller
 
     async def _check(self, username: str, password: str) -> Caller | None:

@@ -20,10 +20,11 @@ nodes and leaves the index as it is (the orchestrator updates it when it applies
 from __future__ import annotations
 
 import random
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from edge.lru import LRU
 from edge.models import Job, NodeInfo, Resources
 
 from .scheduler import (
@@ -169,7 +170,7 @@ class NodeIndex:
 
     def __init__(self, nodes: dict[str, LiveNode]) -> None:
         self.nodes = nodes
-        self._candidates: OrderedDict[Hashable, Candidates] = OrderedDict()
+        self._candidates: LRU[Hashable, Candidates] = LRU(self.MAX_SIGNATURES)
         # Draining nodes: plans look for work to move, and the sweep for drains to finish,
         # only on these (most often none).
         self.draining: set[str] = {n.node_id for n in nodes.values() if n.draining}
@@ -206,12 +207,9 @@ class NodeIndex:
     def candidates(self, job: Job, need: Resources) -> Candidates:
         signature = static_signature(job, need)
         found = self._candidates.get(signature)
-        if found is not None:
-            self._candidates.move_to_end(signature)
-            return found
-        found = self._candidates[signature] = Candidates(job, need, self.nodes.values())
-        while len(self._candidates) > self.MAX_SIGNATURES:
-            self._candidates.popitem(last=False)
+        if found is None:
+            found = Candidates(job, need, self.nodes.values())
+            self._candidates.put(signature, found)
         return found
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, TypeVar
 
 from pydantic import Field
 from pydantic_core import from_json
 
+from edge.lru import LRU
 from edge.models import (
     ComputeStateType,
     Execution,
@@ -72,7 +72,7 @@ def encode_offer(executions: list[Execution], jobs: dict[str, bytes], fresh: boo
     return head + b",".join(parts) + b"]}"
 
 
-class JobCache:
+class JobCache(LRU[tuple[str, int], Job]):
     """Jobs decoded from offers, by ID and version, the most recent `size`: a node offered
     many partitions of one job (a process of simulated nodes: the same job a thousand
     times) validates it once and holds one copy, shared by those executions (read only:
@@ -80,20 +80,7 @@ class JobCache:
     (its State, ModifyTime, Revision) is nothing a node reads."""
 
     def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._jobs: OrderedDict[tuple[str, int], Job] = OrderedDict()
-
-    def get(self, key: tuple[str, int]) -> Job | None:
-        job = self._jobs.get(key)
-        if job is not None:
-            self._jobs.move_to_end(key)
-        return job
-
-    def put(self, key: tuple[str, int], job: Job) -> None:
-        self._jobs[key] = job
-        self._jobs.move_to_end(key)
-        while len(self._jobs) > self.size:
-            self._jobs.popitem(last=False)
+        super().__init__(size)
 
 
 def decode_offer(data: bytes, jobs: JobCache) -> OfferBatch:
