@@ -144,6 +144,7 @@ class Orchestrator:
         self._background: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[None]] = set()  # NATS messages being handled
         self._unfinished: dict[str, int] = {}  # active job -> its executions not yet terminal
+        self._settled: set[str] = set()  # jobs whose last plan was `Plan.settled`
         self.started = time.time()
         self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
         self.metrics = OrchestratorMetrics(self)
@@ -311,6 +312,7 @@ class Orchestrator:
         """A terminal job leaves the working set (the batch still holds it for the store)."""
         self.jobs.pop(job.ID, None)
         self._unfinished.pop(job.ID, None)
+        self._settled.discard(job.ID)
         self.queued_since.pop(job.ID, None)
         self._pending.pop(job.ID, None)
         for execution_id in self.job_executions.pop(job.ID, []):
@@ -716,6 +718,10 @@ class Orchestrator:
             cancels.setdefault(execution.NodeID, []).append(execution.ID)
         for node_id, ids in cancels.items():
             self._spawn(self._send_cancel(node_id, ids, "stopped by the orchestrator"))
+        if step.settled:
+            self._settled.add(job.ID)
+        else:
+            self._settled.discard(job.ID)
         if step.state == JobStateType.FAILED:
             self._fail_job(job, step.message, batch)
             return
@@ -1077,6 +1083,12 @@ class Orchestrator:
             ComputeStateType.BID_ACCEPTED,
         ) and job.State.StateType in (JobStateType.PENDING, JobStateType.QUEUED):
             self._set_job_state(job, JobStateType.RUNNING, "", batch)
+        if (
+            update.State == ComputeStateType.COMPLETED
+            and job.ID in self._settled
+            and self._unfinished.get(job.ID, 0) > 0
+        ):
+            return  # nothing to plan until its last execution ends (Plan.settled)
         if update.State.terminal or (
             update.State == ComputeStateType.RUNNING and job.Type == JobType.SERVICE
         ):

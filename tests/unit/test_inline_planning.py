@@ -100,9 +100,30 @@ async def test_a_job_with_work_still_running_is_not_planned_by_an_update(
     first, second = (orch.executions[e] for e in orch.job_executions[job.ID])
     await report(orch, first, ComputeStateType.RUNNING, ComputeStateType.COMPLETED)
     assert orch.jobs[job.ID].State.StateType == JobStateType.RUNNING
+    # Both partitions at work (Plan.settled): one Completed leaves nothing to plan.
+    assert job.ID not in orch._pending
     await report(orch, second, ComputeStateType.RUNNING, ComputeStateType.COMPLETED)
     stored = await store.get_job(job.ID)
     assert stored is not None and stored.State.StateType == JobStateType.COMPLETED
+
+
+async def test_a_partition_waiting_for_room_is_placed_when_another_completes(
+    store: Store,  # noqa: F811
+) -> None:
+    """Count 3 on a node with room for two: the third partition waits, so the job is not
+    settled and a Completed plans it again; the next scheduling step places the third."""
+    orch = await orchestrator(store, FakeNats())
+    await handshake(orch)
+    three = {**NOOP, "Count": 3, "Tasks": [{**NOOP["Tasks"][0], "Resources": {"CPU": "3"}}]}  # type: ignore[index]
+    job, _, _ = await orch.submit(three)
+    await asyncio.gather(*orch._background)
+    placed = [orch.executions[e] for e in orch.job_executions[job.ID]]
+    assert len(placed) == 2 and job.ID not in orch._settled
+    await report(orch, placed[0], ComputeStateType.RUNNING, ComputeStateType.COMPLETED)
+    assert job.ID in orch._pending
+    await orch._evaluate([job.ID])
+    assert len(orch.job_executions[job.ID]) == 3
+    assert {orch.executions[e].PartitionIndex for e in orch.job_executions[job.ID]} == {0, 1, 2}
 
 
 class CapturingNats:

@@ -181,6 +181,25 @@ def test_batch_places_at_most_plan_batch_per_step() -> None:
     assert len(step.create) == 3 and step.more
 
 
+def test_batch_is_settled_only_when_every_partition_is_done_or_at_work() -> None:
+    """`Plan.settled` lets the orchestrator skip re-planning on a Completed: only when no
+    partition waits for a node, none is left for the next step, and nothing is stopped."""
+    one_cpu = {"Resources": {"CPU": "1"}}
+    step = plan(job(count=2), [], [node("n-1"), node("n-2")], ctx())
+    assert len(step.create) == 2 and step.settled  # all placed in this step
+    running = [execution("n-1", partition=0), execution("n-2", partition=1)]
+    assert plan(job(count=2), running, [node("n-1"), node("n-2")], ctx()).settled
+    # Three partitions, room for two: the third waits for a slot, so not settled.
+    step = plan(job(count=3, task=one_cpu), [], [node("n-1", cpu=2)], ctx())
+    assert len(step.create) == 2 and not step.settled
+    # More than plan_batch: the rest come in the next step.
+    assert not plan(job(count=10), [], [node("n-1")], ctx(plan_batch=3)).settled
+    # Completed and failed jobs, and one that waits with nothing placed, are not settled.
+    done = [execution("n-1", ComputeStateType.COMPLETED, p) for p in range(2)]
+    assert not plan(job(count=2), done, [node("n-1")], ctx()).settled
+    assert not plan(job(), [], [], ctx()).settled
+
+
 # -- ops -------------------------------------------------------------------------------------
 
 

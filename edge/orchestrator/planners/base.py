@@ -56,6 +56,11 @@ class Plan:
     message: str = ""  # why, for the job's state message
     more: bool = False  # `plan_batch` executions placed: plan again at once for the rest
     retry_in: float | None = None  # seconds until a delayed restart is due: plan again then
+    settled: bool = False
+    """Every partition is done or has its execution at work, none stopped or waiting: until
+    one fails, is lost or stopped, or the last one ends, planning the job again changes
+    nothing, so another execution's Completed need not (a job of Count 500 was walked
+    whole on each of its 500 completions)."""
 
     def wait(self, seconds: float) -> None:
         self.retry_in = seconds if self.retry_in is None else min(self.retry_in, seconds)

@@ -80,6 +80,7 @@ def plan(
         and not any(not e.terminal and e.ID not in stopped for e in current)
     ):
         unplaced(job, pool, reasons, out)  # nothing runs or starts: wait or fail
+    out.settled = reasons is None and not out.stop and out.state is None
     return out
 
 
