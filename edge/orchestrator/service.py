@@ -93,6 +93,7 @@ def _gpu_keys(execution: Execution) -> frozenset[str]:
     )
 
 
+TRIM_ABOVE = 64  # executions a long-running job holds before its working set is trimmed
 SETTLE_INLINE = 64  # jobs planned inside one update message's handler (_plan_inline)
 PRUNE_INTERVAL = 3600.0  # seconds between prunes of finished jobs past their retention
 
@@ -145,6 +146,8 @@ class Orchestrator:
         self._handlers: set[asyncio.Task[None]] = set()  # NATS messages being handled
         self._unfinished: dict[str, int] = {}  # active job -> its executions not yet terminal
         self._settled: set[str] = set()  # jobs whose last plan was `Plan.settled`
+        self._trimmed: set[str] = set()  # long-running jobs with executions left to the store
+        self._trim_at: dict[str, int] = {}  # job -> executions held when it is trimmed next
         self.started = time.time()
         self.submission_checks: list[Callable[[Job], None]] = []  # raise BadRequest to refuse
         self.metrics = OrchestratorMetrics(self)
@@ -313,14 +316,12 @@ class Orchestrator:
         self.jobs.pop(job.ID, None)
         self._unfinished.pop(job.ID, None)
         self._settled.discard(job.ID)
+        self._trimmed.discard(job.ID)
+        self._trim_at.pop(job.ID, None)
         self.queued_since.pop(job.ID, None)
         self._pending.pop(job.ID, None)
         for execution_id in self.job_executions.pop(job.ID, []):
-            self._in_flight.pop(execution_id, None)
-            self._chase_at.pop(execution_id, None)
-            execution = self.executions.pop(execution_id, None)
-            if execution is not None:
-                self._release(execution)
+            self._forget(execution_id)
         if job.State.StateType == JobStateType.COMPLETED:
             self.completions.append(time.time())
 
@@ -522,9 +523,40 @@ class Orchestrator:
         return self.jobs.get(found.ID, found)
 
     async def executions_of(self, job_id: str) -> list[Execution]:
-        if job_id in self.job_executions:
-            return [self.executions[e] for e in self.job_executions[job_id]]
-        return await self.store.executions(job_id)
+        """All of a job's executions: the working set's (newest, perhaps not yet stored),
+        with what a long-running job left to the store (`_trim`) read back from it."""
+        if job_id not in self.job_executions:
+            return await self.store.executions(job_id)
+        held = {e: self.executions[e] for e in self.job_executions[job_id]}
+        if job_id not in self._trimmed:
+            return list(held.values())
+        stored = await self.store.executions(job_id)
+        merged = [held.pop(e.ID, e) for e in stored]
+        return merged + list(held.values())  # placed, their commit still on its way
+
+    def _trim(self, job: Job, executions: list[Execution]) -> list[Execution]:
+        """Leaves to the store the ended executions of a long-running job its planner no
+        longer reads (`planners.working_set`): memory and each plan of a daemon that has
+        exited every minute for months stay the size of its nodes, not of its past."""
+        kept = planners.working_set(job, executions)
+        if len(kept) < len(executions):
+            ids = {e.ID for e in kept}
+            for execution in executions:
+                if execution.ID not in ids:
+                    self._forget(execution.ID)
+            self.job_executions[job.ID] = [e.ID for e in kept]
+            self._trimmed.add(job.ID)
+        # Trimmed again once it holds twice what it kept: the walk costs O(1) per execution.
+        self._trim_at[job.ID] = max(TRIM_ABOVE, 2 * len(kept))
+        return kept
+
+    def _forget(self, execution_id: str) -> None:
+        """An execution leaves the working set (it stays in the store)."""
+        self._in_flight.pop(execution_id, None)
+        self._chase_at.pop(execution_id, None)
+        execution = self.executions.pop(execution_id, None)
+        if execution is not None:
+            self._release(execution)
 
     async def stop_job(self, ref: str, reason: str, namespace: str | None = None) -> str:
         job = await self.resolve(ref, namespace)
@@ -700,6 +732,10 @@ class Orchestrator:
         executions per call (a job with more to place is queued again, so one huge job never
         holds the event loop)."""
         executions = [self.executions[e] for e in self.job_executions.get(job.ID, [])]
+        if len(executions) > self._trim_at.get(job.ID, TRIM_ABOVE) and (
+            job.Type in planners.LONG_RUNNING
+        ):
+            executions = self._trim(job, executions)
         step = planners.plan(job, executions, self.nodes.index, self._context())
         self._apply(job, step, batch, offers)
 
@@ -1097,7 +1133,8 @@ class Orchestrator:
     async def _prune_loop(self) -> None:
         """Hourly: finished jobs older than `[orchestrator] job_retention` leave the store,
         a thousand per transaction, so an appliance that runs jobs for years keeps only
-        its recent ones (100,000 finished jobs are ~650 MiB)."""
+        its recent ones (100,000 finished jobs are ~650 MiB); so do the ended executions
+        of daemon and service jobs, which run for years themselves."""
         while True:
             try:
                 await self.prune(now_ns() - int(self.cfg.job_retention * 1e9))
@@ -1113,6 +1150,15 @@ class Orchestrator:
             await asyncio.sleep(0)  # API requests between the transactions
         if forgotten:
             log.info("finished jobs past their retention forgotten", extra={"jobs": forgotten})
+        ended = 0
+        while count := await self.store.prune_ended(before_ns):
+            ended += count
+            await asyncio.sleep(0)
+        if ended:
+            log.info(
+                "ended executions of long-running jobs past their retention forgotten",
+                extra={"executions": ended},
+            )
         return forgotten
 
     # -- timeouts and lost nodes ---------------------------------------------

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge.models import Evaluation, Execution, Job, JobHistory, JobStateType, NodeState
+from edge.models import (
+    ComputeStateType,
+    Evaluation,
+    Execution,
+    Job,
+    JobHistory,
+    JobStateType,
+    JobType,
+    NodeState,
+)
 from edge.sqlite import SqliteThread
 
 from .errors import BadRequest, NotFound
@@ -59,6 +68,7 @@ CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
+LONG_RUNNING_TYPES = (JobType.DAEMON.value, JobType.SERVICE.value)
 _JOB_ROWS = (  # what a job is made of in the store, the job's own row last
     ("history", "job_id"),
     ("executions", "job_id"),
@@ -177,6 +187,39 @@ class Store:
             for table, column in _JOB_ROWS:
                 db.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
             return [i for (i,) in ids]
+
+        return await self._sql.write(forget)
+
+    async def prune_ended(self, before_ns: int, limit: int = 1000) -> int:
+        """Forgets ended executions of daemon and service jobs still at work, last changed
+        before `before_ns` (at most `limit`, the oldest first), with their history, in one
+        transaction; returns how many. Those jobs run until stopped, and one whose task
+        keeps exiting adds an execution a minute: without this their rows would grow for
+        as long as the job runs. Batch and ops jobs keep theirs (their attempts count)."""
+        jobs = ",".join("?" * len(ACTIVE_JOB_STATES))
+        ended = tuple(int(s) for s in ComputeStateType if s.terminal)
+        states = ",".join("?" * len(ended))
+
+        def forget(db: sqlite3.Connection) -> int:
+            found = db.execute(
+                "SELECT e.id, e.job_id FROM executions e JOIN jobs j ON j.id = e.job_id"
+                f" WHERE j.state IN ({jobs}) AND j.type IN (?, ?) AND e.state IN ({states})"
+                " AND e.modify_time < ? ORDER BY e.modify_time LIMIT ?",
+                [*ACTIVE_JOB_STATES, *LONG_RUNNING_TYPES, *ended, before_ns, limit],
+            ).fetchall()
+            by_job: dict[str, list[str]] = {}
+            for execution_id, job_id in found:
+                by_job.setdefault(job_id, []).append(execution_id)
+            for job_id, ids in by_job.items():
+                for at in range(0, len(ids), 500):
+                    part = ids[at : at + 500]
+                    marks = ",".join("?" * len(part))
+                    db.execute(
+                        f"DELETE FROM history WHERE job_id=? AND execution_id IN ({marks})",
+                        [job_id, *part],
+                    )
+            db.executemany("DELETE FROM executions WHERE id=?", [(i,) for i, _ in found])
+            return len(found)
 
         return await self._sql.write(forget)
 

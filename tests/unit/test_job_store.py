@@ -110,3 +110,50 @@ async def test_prune_forgets_old_finished_jobs_with_all_their_rows_and_keeps_the
     assert await store.get_job("old-done") is None
     assert await store.history("old-done") == []
     await store.close()
+
+
+async def test_prune_ended_forgets_old_ended_executions_of_running_daemons_and_services(
+    tmp_path: Path,
+) -> None:
+    """Daemon and service jobs run for ever: their ended executions last changed before
+    the cutoff go with their history rows; their live and recent ones stay, and so do a
+    batch job's (its attempts count) and the job's own history."""
+    from edge.models import ComputeState, ComputeStateType, JobType
+    from edge.orchestrator.history import execution_event, job_event
+
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    cutoff = 1_000
+    done, running = ComputeStateType.COMPLETED, ComputeStateType.RUNNING
+    rows = {  # execution -> (job, its type, state, last changed)
+        "e-d-old1": ("daemon", JobType.DAEMON, done, 100),
+        "e-d-old2": ("daemon", JobType.DAEMON, ComputeStateType.FAILED, 200),
+        "e-d-new": ("daemon", JobType.DAEMON, done, 2_000),
+        "e-d-live": ("daemon", JobType.DAEMON, running, 100),
+        "e-s-old": ("service", JobType.SERVICE, done, 300),
+        "e-b-old": ("batch", JobType.BATCH, ComputeStateType.FAILED, 100),
+    }
+    batch = Batch()
+    for kind in (JobType.DAEMON, JobType.SERVICE, JobType.BATCH):
+        job = Job(ID=kind.value, Type=kind, State=JobState(StateType=JobStateType.RUNNING))
+        batch.jobs[job.ID] = job
+        batch.events.append(job_event(job.ID, "JobState", "running"))
+    for execution_id, (job_id, _, state, modified) in rows.items():
+        batch.executions[execution_id] = Execution(
+            ID=execution_id,
+            JobID=job_id,
+            NodeID="n",
+            ComputeState=ComputeState(StateType=state),
+            ModifyTime=modified,
+        )
+        batch.events.append(execution_event(job_id, execution_id, "ExecutionState", "x"))
+    await store.save(batch)
+
+    assert await store.prune_ended(cutoff, limit=2) == 2  # the two oldest
+    assert await store.prune_ended(cutoff, limit=2) == 1
+    assert await store.prune_ended(cutoff, limit=2) == 0
+    kept = {"e-d-new", "e-d-live", "e-b-old"}
+    assert {r[0] for r in store.db.execute("SELECT id FROM executions")} == kept
+    history = {r[0] for r in store.db.execute("SELECT execution_id FROM history")}
+    assert history == kept | {""}  # the jobs' own events stay
+    await store.close()

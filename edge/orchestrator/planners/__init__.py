@@ -12,7 +12,7 @@ from edge.models import Execution, Job, JobType
 
 from ..nodes import LiveNode
 from . import batch, daemon, ops, service
-from .base import NewExecution, Plan, PlanContext, StopExecution
+from .base import NewExecution, Plan, PlanContext, StopExecution, working_set
 
 Planner = Callable[[Job, Iterable[Execution], Iterable[LiveNode], PlanContext], Plan]
 
@@ -47,4 +47,5 @@ __all__ = [
     "StopExecution",
     "plan",
     "queue_order",
+    "working_set",
 ]

@@ -15,6 +15,7 @@ from edge.models import (
     GPUInfo,
     Job,
     JobStateType,
+    JobType,
     Resources,
 )
 
@@ -259,3 +260,35 @@ def restart_wait(ended: Iterable[Execution], ctx: PlanContext) -> float:
         return 0.0
     delay = min(ctx.restart_delay * 2 ** (streak - 1), ctx.restart_delay_max)
     return max(0.0, delay - (ctx.now - last_end) / 1e9)
+
+
+KEEP_ENDED = 32
+"""Ended executions a long-running job keeps in the orchestrator's working set per node
+(daemon) or replica (service): what `restart_wait` reads (the delay stops growing after
+seven quick exits in a row) with room for lost and cancelled ones in between."""
+
+
+def working_set(job: Job, executions: list[Execution]) -> list[Execution]:
+    """What a long-running (daemon or service) job's planner reads of its executions: all
+    that are not over, this version's `KEEP_ENDED` most recent ended ones per node or
+    replica, and its latest refusal per node. A daemon that keeps exiting makes a new
+    execution every minute for as long as it runs; the rest stay in the store (and are
+    listed by the API) but no longer in memory, nor in every plan of the job."""
+    keep: dict[str, Execution] = {}
+    ended: dict[object, list[Execution]] = {}
+    for execution in executions:
+        if not execution.terminal:
+            keep[execution.ID] = execution
+        elif execution.JobVersion == job.Version:
+            key = execution.NodeID if job.Type == JobType.DAEMON else execution.PartitionIndex
+            ended.setdefault(key, []).append(execution)
+    refusal: dict[str, Execution] = {}
+    for group in ended.values():
+        group.sort(key=lambda e: e.CreateTime, reverse=True)
+        for execution in group[:KEEP_ENDED]:
+            keep[execution.ID] = execution
+        for execution in group:
+            if execution.state in REJECTED:
+                refusal.setdefault(execution.NodeID, execution)
+    keep.update((e.ID, e) for e in refusal.values())
+    return [e for e in executions if e.ID in keep]
