@@ -4,12 +4,12 @@ node), `--priority`; and `--node-details`, what ran where once it finished."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
+from edge import selectors
 from edge.cli.output import (
     Cell,
     colour_enabled,
@@ -21,43 +21,13 @@ from edge.cli.output import (
 from edge.client import ApiClient, ClientError
 from edge.models import Execution, NodeState
 
-_SELECTOR_SET = re.compile(r"^\s*(\S+)\s+(in|notin)\s+\((.*)\)\s*$", re.IGNORECASE)
-_SELECTOR_CMP = re.compile(r"^\s*([^!=\s]+)\s*(==|!=|=)\s*(\S*)\s*$")
-
 
 def parse_selector(text: str) -> list[dict[str, Any]]:
     """A Kubernetes-style label selector ('env=prod,zone in (a,b),!gpu') -> Constraints."""
-    parts: list[str] = []
-    depth, current = 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    out: list[dict[str, Any]] = []
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        if match := _SELECTOR_SET.match(part):
-            values = [v.strip() for v in match.group(3).split(",") if v.strip()]
-            operator = match.group(2).lower()
-            out.append({"Key": match.group(1), "Operator": operator, "Values": values})
-        elif match := _SELECTOR_CMP.match(part):
-            operator = "!=" if match.group(2) == "!=" else "="
-            out.append({"Key": match.group(1), "Operator": operator, "Values": [match.group(3)]})
-        elif re.fullmatch(r"!\s*[\w./-]+", part):
-            out.append({"Key": part[1:].strip(), "Operator": "!", "Values": []})
-        elif re.fullmatch(r"[\w./-]+", part):
-            out.append({"Key": part, "Operator": "exists", "Values": []})
-        else:
-            raise click.BadParameter(
-                f"{part!r}: use key=value, key!=value, key in (a,b), key notin (a,b), key or !key",
-                param_hint="'--constraints' / '-s'",
-            )
-    return out
+    try:
+        return [c.wire() for c in selectors.parse(text)]
+    except selectors.SelectorError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--constraints' / '-s'") from None
 
 
 def placement_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,12 +13,14 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
+from edge import selectors
 from edge.appliance import status as appliance_status
 from edge.auth import ACTIONS
 from edge.config import Config
 from edge.jobspec import SpecError, unwrap_job
 from edge.models import (
     ComputeStateType,
+    Constraint,
     Execution,
     JobStateType,
     NodeConnection,
@@ -225,7 +227,7 @@ class Api:
         q = request.query
         limit = parse_limit(q.get("limit"))
         offset = decode_token(q.get("next_token"))
-        labels = _labels(q.get("labels", ""))
+        labels, _ = _selector(q.getall("labels", []))
         namespace = q.get("namespace", "")
         namespace = "" if namespace in ("*", "") else namespace
         states = [s for s in q.get("state", "").split(",") if s]
@@ -457,8 +459,8 @@ class Api:
             if status not in NodeConnection.__members__:
                 raise BadRequest(f"invalid filter-status {status!r}: use CONNECTED or DISCONNECTED")
             nodes = [n for n in nodes if n.ConnectionState.Status.value == status]
-        for key, value in _labels(q.get("labels", "")).items():
-            nodes = [n for n in nodes if n.Info.Labels.get(key) == value]
+        _, wanted = _selector(q.getall("labels", []))
+        nodes = [n for n in nodes if selectors.all_match(wanted, n.Info.Labels)]
         nodes.sort(key=_node_sort_key(q.get("order_by", "")), reverse=_bool(q.get("reverse")))
         limit = parse_limit(q.get("limit"), default=max(len(nodes), 1))
         offset = decode_token(q.get("next_token"))
@@ -554,16 +556,14 @@ def _bool(text: str | None) -> bool:
     return (text or "").lower() in ("1", "true", "yes", "on")
 
 
-def _labels(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise BadRequest(f"invalid labels filter {part!r}: use key=value[,key=value]")
-        out[key.strip()] = value.strip()
-    return out
+def _selector(texts: list[str]) -> tuple[str, list[Constraint]]:
+    """The `labels` query parameters joined, as Bacalhau joins them (each a label selector:
+    every requirement of every one must hold), and their requirements."""
+    text = ",".join(t for t in texts if t.strip())
+    try:
+        return text, selectors.parse(text)
+    except selectors.SelectorError as exc:
+        raise BadRequest(f"invalid labels filter: {exc}") from None
 
 
 def _job_states(states: list[str]) -> list[str]:

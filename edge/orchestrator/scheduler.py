@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from edge.models import Constraint, Job, Resources
 from edge.models.node import find_image
+from edge.selectors import matches
 
 if TYPE_CHECKING:  # nodes.py imports the index, which imports these rules
     from .nodes import LiveNode
@@ -67,31 +68,6 @@ def _engine(job: Job, _need: Resources, node: LiveNode) -> Reason | None:
     return None
 
 
-def constraint_matches(constraint: Constraint, labels: dict[str, str]) -> bool:
-    op = constraint.Operator.lower()
-    value = labels.get(constraint.Key)
-    values = constraint.Values
-    if op in ("=", "=="):
-        return value is not None and value in values[:1]
-    if op == "!=":
-        return value is None or value not in values[:1]
-    if op == "in":
-        return value is not None and value in values
-    if op == "notin":
-        return value is None or value not in values
-    if op == "exists":
-        return value is not None
-    if op == "!":
-        return value is None
-    if op in ("gt", "lt"):
-        try:
-            number, bound = float(value or ""), float(values[0])
-        except (ValueError, IndexError):
-            return False
-        return number > bound if op == "gt" else number < bound
-    return False
-
-
 def preference(constraint: Constraint) -> Constraint | None:
     """The label constraint a `favour_` key prefers, or None for a required one."""
     if not constraint.Key.startswith(FAVOUR_PREFIX):
@@ -104,7 +80,7 @@ def _constraints(job: Job, _need: Resources, node: LiveNode) -> Reason | None:
     for constraint in job.Constraints:
         if constraint.Key.startswith(FAVOUR_PREFIX):
             continue  # a preference, ranked by _favoured
-        if not constraint_matches(constraint, labels):
+        if not matches(constraint, labels):
             wanted = ",".join(constraint.Values)
             return Reason(
                 Unfit.CONSTRAINTS,
@@ -172,7 +148,7 @@ def _favoured(job: Job, _need: Resources, node: LiveNode) -> float:
     score = 0.0
     for constraint in job.Constraints:
         wanted = preference(constraint)
-        if wanted is not None and constraint_matches(wanted, labels):
+        if wanted is not None and matches(wanted, labels):
             score += 1.0
     return score
 

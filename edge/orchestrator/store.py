@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge import selectors
 from edge.models import (
     ComputeStateType,
     Evaluation,
@@ -109,6 +110,10 @@ def _dump(model: Any, exclude: set[str] | None = None) -> str:
     return str(model.model_dump_json(by_alias=True, exclude=exclude))
 
 
+def _labels_match(labels: str, selector: str) -> bool:
+    return selectors.text_matches(selector, json.loads(labels))
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -116,6 +121,11 @@ class Store:
 
     async def open(self) -> None:
         await self._sql.open()
+        await self._sql.call(self._functions)
+
+    def _functions(self) -> None:
+        # Label selectors match in SQL, so a filtered listing still pages in the database.
+        self.db.create_function("bacedge_labels", 2, _labels_match, deterministic=True)
 
     async def close(self) -> None:
         await self._sql.close()
@@ -289,10 +299,11 @@ class Store:
         offset: int = 0,
         order_by: str = "",
         reverse: bool = False,
-        labels: dict[str, str] | None = None,
+        labels: str = "",
         states: Iterable[str] = (),
     ) -> tuple[list[Job], bool]:
-        """A page of jobs (newest first by default) and whether more follow."""
+        """A page of jobs (newest first by default) and whether more follow; `labels` is a
+        label selector (edge/selectors.py), already checked by the caller."""
         column = _ORDER_COLUMNS.get(order_by.lower())
         if column is None:
             raise BadRequest(
@@ -307,9 +318,9 @@ class Store:
         if state_list:
             where.append(f"state IN ({','.join('?' * len(state_list))})")
             params.extend(state_list)
-        for key, value in (labels or {}).items():
-            where.append("json_extract(labels, ?) = ?")
-            params.extend([f'$."{key}"', value])
+        if labels.strip():
+            where.append("bacedge_labels(labels, ?)")
+            params.append(labels)
         # Bacalhau lists newest first unless reversed.
         direction = "ASC" if reverse else "DESC"
         if column in ("id", "name", "state"):

@@ -93,6 +93,46 @@ def test_jobs_list_pagination_order_and_labels(single: Cluster) -> None:
     assert bad.status_code == 400
 
 
+def test_jobs_and_nodes_are_filtered_by_kubernetes_label_selectors(single: Cluster) -> None:
+    """`labels` is a label selector, as Bacalhau reads it: its CLI lists jobs with
+    `bacalhau_canary!=true` by default (that listed nothing here before), and several
+    `labels` parameters are joined, every requirement holding."""
+    labels = {
+        "prod-1": {"sel-env": "prod", "sel-tier": "1"},
+        "dev-5": {"sel-env": "dev", "sel-tier": "5"},
+        "bare-9": {"sel-tier": "9"},
+    }
+    ids = {name: single.submit(noop(f"sel-{name}", Labels=value)) for name, value in labels.items()}
+
+    def listed(*selectors: str) -> set[str]:
+        response = httpx.get(
+            f"{single.api}{API}/jobs", params=[("labels", s) for s in selectors] + [("limit", 100)]
+        )
+        assert response.status_code == 200, response.text
+        names = {job_id: name for name, job_id in ids.items()}
+        return {names[j["ID"]] for j in response.json()["Items"] if j["ID"] in names}
+
+    assert listed("bacalhau_canary!=true") == set(labels)
+    assert listed("sel-env in (prod, dev)") == {"prod-1", "dev-5"}
+    assert listed("sel-env notin (prod)") == {"dev-5", "bare-9"}
+    assert listed("sel-tier>4") == {"dev-5", "bare-9"}
+    assert listed("sel-tier,!sel-env") == {"bare-9"}
+    assert listed("sel-tier", "sel-env!=prod") == {"dev-5", "bare-9"}
+    assert listed("sel-env==prod") == {"prod-1"}
+    bad = httpx.get(f"{single.api}{API}/jobs", params={"labels": "sel-env in (prod"})
+    assert bad.status_code == 400 and "unbalanced" in bad.json()["Message"]
+    bad = httpx.get(f"{single.api}{API}/jobs", params={"labels": "sel-tier>high"})
+    assert bad.status_code == 400 and "whole number" in bad.json()["Message"]
+
+    def nodes(selector: str) -> int:
+        response = httpx.get(f"{single.api}{API}/nodes", params={"labels": selector})
+        assert response.status_code == 200, response.text
+        return len(response.json()["Nodes"])
+
+    assert nodes("site in (lab)") == nodes("site=lab") == nodes("site") >= 1
+    assert nodes("site notin (lab)") == nodes("!site") == 0
+
+
 def test_job_by_name_prefix_versions_rerun_and_results(single: Cluster) -> None:
     job_id = single.submit(noop("named"))
     single.wait_state(job_id, "Completed")
