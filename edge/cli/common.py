@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 from pydantic import ValidationError
 
-from edge.cli.output import OUTPUT_FORMATS, dump
+from edge.cli.output import OUTPUT_FORMATS, dump, printable_lines
 from edge.client import DEFAULT_API, ApiClient, ApiError, ClientError
 from edge.jobspec import SpecError, parse_spec_text
 
@@ -52,7 +52,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ClientError, ValidationError) as exc:
-            raise click.ClickException(describe_error(exc)) from None
+            raise click.ClickException(printable_lines(describe_error(exc))) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -29,6 +29,7 @@ from edge.cli.output import (
     human_duration,
     jobs_table,
     paint_state,
+    printable_lines,
     transfer_text,
     versions_table,
 )
@@ -59,7 +60,7 @@ class WaitOutcome:
 
 
 def _log(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(printable_lines(message), err=True)
 
 
 def _reached(job_obj: Job) -> bool:

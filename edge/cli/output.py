@@ -188,8 +188,31 @@ class Cell:
     colour: str | None = None
 
 
+_UNPRINTABLE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+"""Control characters (C0, DEL, C1) and bidirectional overrides, shown escaped."""
+
+
+_UNPRINTABLE_BUT_TAB = {k: v for k, v in _UNPRINTABLE.items() if k != 0x09}
+
+
+def printable(text: str, tabs: bool = False) -> str:
+    """Text from the cluster (job and node names, labels, state messages: anyone who can
+    submit a job or run a node writes them) as it may reach a terminal: control characters
+    escaped, so a name cannot move the cursor, retitle the window or write the clipboard
+    (OSC 52), nor reorder what is shown around it (bidi overrides)."""
+    return text.translate(_UNPRINTABLE_BUT_TAB if tabs else _UNPRINTABLE)
+
+
+def printable_lines(text: str) -> str:
+    """`printable`, each line of a multi-line message kept on its own line."""
+    return "\n".join(printable(line, tabs=True) for line in text.split("\n"))
+
+
 def _cell_text(cell: str | Cell) -> str:
-    return cell.text if isinstance(cell, Cell) else cell
+    return printable(cell.text if isinstance(cell, Cell) else cell)
 
 
 def render_table(
@@ -220,7 +243,7 @@ def render_fields(pairs: Sequence[tuple[str, str]]) -> str:
     if not shown:
         return ""
     width = max(len(k) for k, _ in shown)
-    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in shown)
+    return "\n".join(f"{k.ljust(width)} = {printable(str(v))}" for k, v in shown)
 
 
 def to_data(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -131,6 +132,25 @@ def test_jobs_and_nodes_are_filtered_by_kubernetes_label_selectors(single: Clust
 
     assert nodes("site in (lab)") == nodes("site=lab") == nodes("site") >= 1
     assert nodes("site notin (lab)") == nodes("!site") == 0
+
+
+def test_escape_sequences_in_job_names_never_reach_the_operators_terminal(
+    single: Cluster,
+) -> None:
+    """Anyone who may submit a job names it: a name that retitles the terminal (OSC 0),
+    writes the clipboard (OSC 52) or clears the screen is shown escaped by job list and
+    describe, and the job keeps its name as given (JSON output and the API are exact)."""
+    evil = "evil\x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\u202eRTL"
+    job_id = single.submit(noop(evil))
+    single.wait_state(job_id, "Completed")
+    listed = single.cli("job", "list", "--limit", "50", check=True).stdout
+    described = single.cli("job", "describe", job_id, check=True).stdout
+    for shown in (listed, described):
+        assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+        assert "evil\\x1b]52;c;cGF5bG9hZA==\\x07\\x1b[2J\\u202eRTL" in shown
+    as_json = json.loads(single.cli("job", "describe", job_id, "--output", "json").stdout)
+    assert as_json["Job"]["Name"] == evil
+    assert single.job(job_id)["Job"]["Name"] == evil
 
 
 def test_job_by_name_prefix_versions_rerun_and_results(single: Cluster) -> None:

@@ -419,3 +419,12 @@ def test_wire_models_parse_the_fake_cluster() -> None:
         cells = job_row(job, (0, 1), NOW_NS)
         assert cells[0].sort == job.ID
     assert _job(99, "x", JobStateType.PENDING).Tasks[0].Engine.Type == "wasm"
+
+
+def test_cells_show_control_characters_escaped_and_measure_what_is_shown() -> None:
+    """A job or node name is anyone's text: its escape sequences are shown, never sent
+    to the terminal (Rich and Textual pass ESC through), and the column fits them."""
+    cell = Cell("job\x1b]0;title\x07\u202e")
+    assert cell.text == "job\\x1b]0;title\\x07\\u202e"
+    assert cell.width == len(cell.text)
+    assert Cell("plain name").text == "plain name"

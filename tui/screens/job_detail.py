@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Static, TabbedContent, TabPane
 
-from edge.cli.output import describe_job, display_id, dump, transfer_text
+from edge.cli.output import describe_job, display_id, dump, printable, transfer_text
 from edge.download import DownloadError, completed, default_output_dir, download_job
 from edge.models import Execution, Job
 
@@ -126,11 +126,11 @@ class JobDetailScreen(BaseScreen):
         self.bapp.title_suffix = {**self.bapp.title_suffix, "Job": display_id(job.ID)}
         state = job.State.StateType.value
         head = Text(" ")
-        head.append(job.Name or job.ID, "bold")
+        head.append(printable(job.Name or job.ID), "bold")
         head.append(f"  {job.ID}  ", "dim")
         head.append(state, state_style(state))
         if job.State.Message:
-            head.append(f"  {job.State.Message}")
+            head.append(f"  {printable(job.State.Message)}")
         title.update(head)
         executions = detail.executions if detail is not None and detail.job.ID == job.ID else []
         history = detail.history if detail is not None and detail.job.ID == job.ID else []

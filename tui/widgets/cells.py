@@ -3,7 +3,8 @@
 DataTable measures every new cell; a plain string is parsed as markup first, which makes
 loading 10,000 rows slow and turns `[...]` in job names into styles. A Cell is plain text
 with a style, a width computed once, and a sort value, and compares equal when it would
-render the same, which is what the keyed row diffs rely on.
+render the same, which is what the keyed row diffs rely on. Its text is `printable`: a
+job or node name with escape sequences in it is shown escaped, never sent to the terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
 
+from edge.cli.output import printable
+
 __all__ = ["Cell"]
 
 
@@ -22,7 +25,7 @@ class Cell:
     __slots__ = ("sort", "style", "text", "width")
 
     def __init__(self, text: str, style: str = "", sort: Any = None) -> None:
-        self.text = text
+        self.text = text = printable(text)
         self.style = style
         self.sort = text.lower() if sort is None else sort
         self.width = cell_len(text)

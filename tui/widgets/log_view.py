@@ -24,6 +24,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from edge.cli.output import printable
 from edge.client import LOG_STDERR, LOG_STDOUT
 
 __all__ = ["ERROR_RE", "LogView"]
@@ -281,7 +282,7 @@ class LogView(ScrollView, can_focus=True):
     def _render_number(self, number: int, base: Style) -> Strip:
         kind, text = self._lines[number - self._first]
         gutter, gutter_style = _GUTTER.get(kind, ("  ", ""))
-        line = Text(text, no_wrap=True, end="")
+        line = Text(printable(text, tabs=True), no_wrap=True, end="")  # never raw escapes
         if kind == LOG_STDERR:
             line.stylize(self.get_component_rich_style("logview--stderr", partial=True))
         match_style = self.get_component_rich_style("logview--match", partial=True)
