@@ -236,7 +236,7 @@ class Api:
             limit=limit,
             offset=offset,
             order_by=q.get("order_by", ""),
-            reverse=_bool(q.get("reverse")),
+            reverse=_bool(q, "reverse"),
             labels=labels,
             states=_job_states(states),
         )
@@ -292,7 +292,7 @@ class Api:
     async def job_executions(self, request: web.Request) -> web.Response:
         job = await self._job(request)
         executions = await self.orch.executions_of(job.ID)
-        if _bool(request.query.get("reverse")):
+        if _bool(request.query, "reverse"):
             executions = executions[::-1]
         return self._page(request, [e.wire() for e in executions])
 
@@ -354,7 +354,7 @@ class Api:
         await ws.prepare(request)
         try:
             async for kind, line in self.orch.stream_logs(
-                job, q.get("execution_id", ""), _bool(q.get("follow")), tail
+                job, q.get("execution_id", ""), _bool(q, "follow"), tail
             ):
                 if ws.closed:
                     break
@@ -461,7 +461,7 @@ class Api:
             nodes = [n for n in nodes if n.ConnectionState.Status.value == status]
         _, wanted = _selector(q.getall("labels", []))
         nodes = [n for n in nodes if selectors.all_match(wanted, n.Info.Labels)]
-        nodes.sort(key=_node_sort_key(q.get("order_by", "")), reverse=_bool(q.get("reverse")))
+        nodes.sort(key=_node_sort_key(q.get("order_by", "")), reverse=_bool(q, "reverse"))
         limit = parse_limit(q.get("limit"), default=max(len(nodes), 1))
         offset = decode_token(q.get("next_token"))
         page = nodes[offset : offset + limit]
@@ -552,8 +552,19 @@ NODE_ACTIONS = ("approve", "reject", "delete", "cordon", "uncordon", "drain")
 """Bacalhau's node actions, then bacedge's (cordon, uncordon, drain with a Deadline)."""
 
 
-def _bool(text: str | None) -> bool:
-    return (text or "").lower() in ("1", "true", "yes", "on")
+_TRUE = ("1", "t", "true", "yes", "on")
+_FALSE = ("", "0", "f", "false", "no", "off")
+
+
+def _bool(query: Mapping[str, str], name: str) -> bool:
+    """A boolean query parameter: Go's strconv.ParseBool spellings (Bacalhau's), and
+    yes/no/on/off; anything else is refused rather than read as false."""
+    text = query.get(name, "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BadRequest(f"invalid {name} {text[:32]!r}: use true or false")
 
 
 def _selector(texts: list[str]) -> tuple[str, list[Constraint]]:

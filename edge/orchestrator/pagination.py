@@ -26,7 +26,8 @@ def decode_token(token: str | None) -> int:
         return offset
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadRequest(
-            f"invalid next_token {token!r}: pass the NextToken of a previous page"
+            f"invalid next_token {token[:64]!r}{'...' if len(token) > 64 else ''}: pass the "
+            "NextToken of a previous page"
         ) from None
 
 

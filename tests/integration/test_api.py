@@ -92,6 +92,12 @@ def test_jobs_list_pagination_order_and_labels(single: Cluster) -> None:
     assert {j["ID"] for j in labelled["Items"]} == set(ids[3:])
     bad = httpx.get(f"{single.api}{API}/jobs", params={"next_token": "garbage!"})
     assert bad.status_code == 400
+    huge = httpx.get(f"{single.api}{API}/jobs", params={"next_token": "A" * 5000})
+    assert huge.status_code == 400 and len(huge.text) < 400  # the token is not echoed whole
+    maybe = httpx.get(f"{single.api}{API}/jobs", params={"reverse": "maybe"})
+    assert maybe.status_code == 400 and "invalid reverse 'maybe'" in maybe.json()["Message"]
+    for spelling in ("True", "t", "1", "FALSE", "0"):  # Go's ParseBool, as Bacalhau reads it
+        assert httpx.get(f"{single.api}{API}/jobs", params={"reverse": spelling}).is_success
 
 
 def test_jobs_and_nodes_are_filtered_by_kubernetes_label_selectors(single: Cluster) -> None:
