@@ -249,15 +249,25 @@ class Api:
 
     async def get_job(self, request: web.Request) -> web.Response:
         job = await self._job(request)
+        version = _job_version(request.query.get("job_version", ""))
+        if version and version != job.Version:  # as Bacalhau: that version of the spec
+            found = [v for v in await self.orch.store.job_versions(job.ID) if v.Version == version]
+            if not found:
+                raise NotFound(f"job {job.ID} has no version {version} (latest: {job.Version})")
+            job = found[0]
         out: dict[str, Any] = {"Job": job.wire()}
         include = {p.strip().lower() for p in request.query.get("include", "").split(",")}
         # Bacalhau nests these as list responses: {"Items": [...], "NextToken": ""}.
         if "history" in include:
-            history = [h.wire() for h in await self.orch.store.history(job.ID)]
-            out["History"] = {"Items": history, "NextToken": ""}
+            history = await self.orch.store.history(job.ID)
+            if version:
+                history = [h for h in history if h.JobVersion == version]
+            out["History"] = {"Items": [h.wire() for h in history], "NextToken": ""}
         if "executions" in include:
-            executions = [e.wire() for e in await self.orch.executions_of(job.ID)]
-            out["Executions"] = {"Items": executions, "NextToken": ""}
+            executions = await self.orch.executions_of(job.ID)
+            if version:
+                executions = [e for e in executions if e.JobVersion == version]
+            out["Executions"] = {"Items": [e.wire() for e in executions], "NextToken": ""}
         return _json(out)
 
     async def stop_job(self, request: web.Request) -> web.Response:
@@ -550,6 +560,15 @@ class Api:
 
 NODE_ACTIONS = ("approve", "reject", "delete", "cordon", "uncordon", "drain")
 """Bacalhau's node actions, then bacedge's (cordon, uncordon, drain with a Deadline)."""
+
+
+def _job_version(text: str) -> int:
+    """`job_version`: 0 (or absent) means the latest, as in Bacalhau (a uint64 there)."""
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise BadRequest(f"invalid job_version {text[:32]!r}: use a version number (1, 2, ...)")
+    return int(text)
 
 
 _TRUE = ("1", "t", "true", "yes", "on")

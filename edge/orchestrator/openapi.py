@@ -124,7 +124,7 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": _ok(_items("Job")),
     },
     "get_job": {
-        "parameters": [_q("include")],
+        "parameters": [_q("include"), _q("job_version")],
         "responses": _ok(
             {
                 "type": "object",

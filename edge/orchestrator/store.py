@@ -268,7 +268,8 @@ class Store:
         if len(rows) == 1:
             return Job.model_validate_json(rows[0][1])
         if not rows:
-            raise NotFound(f"job {ref!r} not found: check the ID with `bacedge job list`")
+            shown = ref if len(ref) <= 80 else ref[:80] + "..."
+            raise NotFound(f"job {shown!r} not found: check the ID with `bacedge job list`")
         ids = ", ".join(r[0] for r in rows[:5])
         raise BadRequest(f"job reference {ref!r} is ambiguous ({ids}...): use more of the ID")
 

@@ -183,6 +183,16 @@ def test_job_by_name_prefix_versions_rerun_and_results(single: Cluster) -> None:
     assert forced.json()["JobID"] == sleeper_id
     executions = httpx.get(f"{single.api}{API}/jobs/{job_id}/executions").json()["Items"]
     assert len(executions) == 3
+    # job_version, as Bacalhau reads it: that version's spec and executions; 0 the latest.
+    url = f"{single.api}{API}/jobs/{job_id}"
+    second = httpx.get(url, params={"job_version": 2, "include": "executions,history"}).json()
+    assert second["Job"]["Version"] == 2
+    assert [e["JobVersion"] for e in second["Executions"]["Items"]] == [2]
+    assert {h["JobVersion"] for h in second["History"]["Items"]} == {2}
+    assert httpx.get(url, params={"job_version": 0}).json()["Job"]["Version"] == 3
+    missing = httpx.get(url, params={"job_version": 9})
+    assert missing.status_code == 404 and "no version 9" in missing.json()["Message"]
+    assert httpx.get(url, params={"job_version": "-1"}).status_code == 400
     results = httpx.get(f"{single.api}{API}/jobs/{job_id}/results").json()
     assert results == {"Items": [], "NextToken": ""}  # noop publishes nothing
     history = httpx.get(
