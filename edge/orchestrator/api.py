@@ -297,11 +297,15 @@ class Api:
         items = await self.orch.store.history(
             job.ID, since, q.get("event_type", ""), q.get("execution_id", "")
         )
+        if version := _job_version(q.get("job_version", "")):
+            items = [h for h in items if h.JobVersion == version]
         return self._page(request, [h.wire() for h in items])
 
     async def job_executions(self, request: web.Request) -> web.Response:
         job = await self._job(request)
         executions = await self.orch.executions_of(job.ID)
+        if version := _job_version(request.query.get("job_version", "")):
+            executions = [e for e in executions if e.JobVersion == version]
         if _bool(request.query, "reverse"):
             executions = executions[::-1]
         return self._page(request, [e.wire() for e in executions])

@@ -142,10 +142,19 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "rerun_job": {"responses": _ok(_OBJECT)},
     "job_history": {
-        "parameters": [_q("since", "integer"), _q("event_type"), _q("execution_id"), *_PAGE],
+        "parameters": [
+            _q("since", "integer"),
+            _q("event_type"),
+            _q("execution_id"),
+            _q("job_version"),
+            *_PAGE,
+        ],
         "responses": _ok(_items("JobHistory")),
     },
-    "job_executions": {"parameters": _PAGE, "responses": _ok(_items("Execution"))},
+    "job_executions": {
+        "parameters": [_q("job_version"), *_PAGE],
+        "responses": _ok(_items("Execution")),
+    },
     "job_versions": {"parameters": _PAGE, "responses": _ok(_items("Job"))},
     "job_results": {"parameters": _PAGE, "responses": _ok(_items("SpecConfig"))},
     "execution_result": {

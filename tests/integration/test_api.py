@@ -193,6 +193,10 @@ def test_job_by_name_prefix_versions_rerun_and_results(single: Cluster) -> None:
     missing = httpx.get(url, params={"job_version": 9})
     assert missing.status_code == 404 and "no version 9" in missing.json()["Message"]
     assert httpx.get(url, params={"job_version": "-1"}).status_code == 400
+    of_two = httpx.get(f"{url}/executions", params={"job_version": 2}).json()["Items"]
+    assert [e["JobVersion"] for e in of_two] == [2]
+    events = httpx.get(f"{url}/history", params={"job_version": 3}).json()["Items"]
+    assert events and {h["JobVersion"] for h in events} == {3}
     results = httpx.get(f"{single.api}{API}/jobs/{job_id}/results").json()
     assert results == {"Items": [], "NextToken": ""}  # noop publishes nothing
     history = httpx.get(
