@@ -28,6 +28,8 @@ def test_every_operator_parses_into_the_jobs_constraint_model() -> None:
     ]
     assert parse("") == parse(" , ") == []
     assert parse("bacalhau_canary!=true") == [c("bacalhau_canary", "!=", "true")]
+    # The Bacalhau CLI's default `job list --labels`, spaces and all:
+    assert parse("bacalhau_canary != true") == [c("bacalhau_canary", "!=", "true")]
     assert parse("node.example.com/role=edge") == [c("node.example.com/role", "=", "edge")]
 
 
