@@ -156,7 +156,8 @@ class Orchestrator:
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         self.nodes.load(await self.store.nodes())
-        jobs, executions = await self.store.active()
+        jobs, executions, partial = await self.store.active(planners.KEEP_ENDED)
+        self._trimmed.update(partial)  # their past stays in the store: see executions_of
         for job in jobs:
             self.jobs[job.ID] = job
             self.job_executions[job.ID] = []

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
 LONG_RUNNING_TYPES = (JobType.DAEMON.value, JobType.SERVICE.value)
+REJECTED_STATES = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
 _JOB_ROWS = (  # what a job is made of in the store, the job's own row last
     ("history", "job_id"),
     ("executions", "job_id"),
@@ -389,11 +390,14 @@ class Store:
         rows = await self._call(lambda: self.db.execute("SELECT data FROM nodes").fetchall())
         return [NodeState.model_validate_json(r[0]) for r in rows]
 
-    async def active(self) -> tuple[list[Job], list[Execution]]:
-        """Jobs not yet terminal and all their executions: the scheduler's working set."""
-        return await self._call(self._active)
+    async def active(self, keep_ended: int = 32) -> tuple[list[Job], list[Execution], set[str]]:
+        """Jobs not yet terminal and their executions: the scheduler's working set. A daemon
+        or service job brings only what its planner reads (`planners.working_set`, with
+        `keep_ended` ended executions per node or replica): its past stays here, unparsed.
+        The third item names the jobs read so, whose other executions stay in the store."""
+        return await self._call(self._active, keep_ended)
 
-    def _active(self) -> tuple[list[Job], list[Execution]]:
+    def _active(self, keep_ended: int) -> tuple[list[Job], list[Execution], set[str]]:
         db = self.db
         marks = ",".join("?" * len(ACTIVE_JOB_STATES))
         jobs = [
@@ -403,12 +407,44 @@ class Store:
             )
         ]
         executions: list[Execution] = []
+        partial: set[str] = set()
         for job in jobs:
-            executions.extend(
-                Execution.model_validate_json(r[0])
-                for r in db.execute("SELECT data FROM executions WHERE job_id=?", (job.ID,))
-            )
-        return jobs, executions
+            if job.Type.value in LONG_RUNNING_TYPES:
+                rows = self._working_rows(job, keep_ended)
+                total = db.execute("SELECT COUNT(*) FROM executions WHERE job_id=?", (job.ID,))
+                if total.fetchone()[0] > len(rows):
+                    partial.add(job.ID)
+            else:
+                rows = db.execute(
+                    "SELECT data FROM executions WHERE job_id=?", (job.ID,)
+                ).fetchall()
+            executions.extend(Execution.model_validate_json(r[0]) for r in rows)
+        return jobs, executions, partial
+
+    def _working_rows(self, job: Job, keep_ended: int) -> list[tuple[str]]:
+        """A long-running job's executions its planner reads, as `planners.working_set`
+        picks them: not ended; this version's `keep_ended` latest ended per node (daemon)
+        or replica (service); this version's latest refusal per node."""
+        ended = ",".join(str(int(s)) for s in ComputeStateType if s.terminal)
+        refused = ",".join(str(int(s)) for s in REJECTED_STATES)
+        group = "node_id" if job.Type == JobType.DAEMON else "json_extract(data,'$.PartitionIndex')"
+        ranked = (
+            "SELECT id, data, ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY create_time DESC)"
+            " AS r FROM executions WHERE job_id=:job AND state IN ({states})"
+            " AND json_extract(data,'$.JobVersion')=:version"
+        )
+        rows = self.db.execute(
+            f"SELECT id, data FROM executions WHERE job_id=:job AND state NOT IN ({ended})"
+            f" UNION ALL SELECT id, data FROM ({ranked.format(group=group, states=ended)})"
+            " WHERE r <= :keep"
+            f" UNION ALL SELECT id, data FROM ({ranked.format(group='node_id', states=refused)})"
+            " WHERE r = 1",
+            {"job": job.ID, "version": job.Version, "keep": keep_ended},
+        ).fetchall()
+        seen: dict[str, str] = {}
+        for execution_id, data in rows:
+            seen.setdefault(execution_id, data)
+        return [(data,) for data in seen.values()]
 
     async def counts(self) -> dict[str, int]:
         rows = await self._call(

@@ -85,9 +85,10 @@ def test_the_working_set_keeps_live_recent_and_refusals_and_the_same_restart_del
 async def test_a_crash_looping_daemon_holds_only_its_working_set_and_the_api_lists_all(
     store: Store,  # noqa: F811
 ) -> None:
-    """A daemon that exited 300 times (a restart with that past in the store): planned, it
-    holds its recent executions in memory; every execution is still listed, in order,
-    with the one placed now (whose commit may still be on its way) last."""
+    """A daemon that exited 300 times (a restart with that past in the store): the restart
+    reads only its recent executions, planned it holds those and the new one; every
+    execution is still listed, in order, with the one placed now (whose commit may still
+    be on its way) last."""
     job = daemon()
     job.State.StateType = job.State.StateType.RUNNING
     batch = Batch()
@@ -100,8 +101,9 @@ async def test_a_crash_looping_daemon_holds_only_its_working_set_and_the_api_lis
 
     orch = await orchestrator(store, FakeNats())
     await handshake(orch)
-    assert len(orch.job_executions[job.ID]) == 300  # as loaded
-    await orch._evaluate([job.ID])  # the first plan after the restart trims, then places
+    assert len(orch.job_executions[job.ID]) == KEEP_ENDED  # the rest was never read
+    assert [e.ID for e in await orch.executions_of(job.ID)] == [e.ID for e in past]
+    await orch._evaluate([job.ID])  # the first plan places the new execution
     held = orch.job_executions[job.ID]
     assert len(held) == KEEP_ENDED + 1
     assert sum(1 for e in orch.executions.values() if e.JobID == job.ID) == KEEP_ENDED + 1
@@ -110,3 +112,47 @@ async def test_a_crash_looping_daemon_holds_only_its_working_set_and_the_api_lis
     assert [e.ID for e in listed] == [e.ID for e in past] + [new.ID]
     assert listed[-1] is new  # the working set's copy, not the store's
     assert job.Type == JobType.DAEMON
+
+
+async def test_a_restart_reads_exactly_the_working_set_of_daemons_and_services(
+    store: Store,  # noqa: F811
+) -> None:
+    """The store's query (`Store.active`) picks what `working_set` keeps, for both kinds:
+    live executions, this version's latest ended ones per node or replica, a refusal per
+    node; nothing of an older version that has ended."""
+    batch = Batch()
+    everything: dict[str, list[Execution]] = {}
+    for kind in (JobType.DAEMON, JobType.SERVICE):
+        job = Job.model_validate(
+            {
+                "ID": f"j-{kind.value}",
+                "Type": kind.value,
+                "Version": 2,
+                "Count": 3,
+                "State": {"StateType": "Running"},
+                "Tasks": [{"Name": "main", "Engine": {"Type": "noop"}}],
+            }
+        )
+        batch.jobs[job.ID] = job
+        batch.new_versions.append(job)
+        made = []
+        for i in range(120):
+            node = f"n-{i % 3}"
+            state = (
+                ComputeStateType.BID_REJECTED if i % 17 == 0 else (RUNNING if i == 119 else DONE)
+            )
+            execution = ended(i, node, state, version=1 if i < 20 else 2)
+            execution.ID = f"e-{kind.value}-{i:04d}"
+            execution.JobID = job.ID
+            execution.PartitionIndex = i % 3 if kind == JobType.SERVICE else 0
+            made.append(execution)
+            batch.executions[execution.ID] = execution
+        everything[job.ID] = made
+        batch.jobs[job.ID] = job
+    await store.save(batch)
+    jobs, executions, partial = await store.active(KEEP_ENDED)
+    assert partial == set(everything)
+    for job in jobs:
+        read = {e.ID for e in executions if e.JobID == job.ID}
+        kept = {e.ID for e in working_set(job, everything[job.ID])}
+        assert read == kept and len(read) < 120, job.Type

@@ -12,7 +12,7 @@ from edge.models import Execution, Job, JobType
 
 from ..nodes import LiveNode
 from . import batch, daemon, ops, service
-from .base import NewExecution, Plan, PlanContext, StopExecution, working_set
+from .base import KEEP_ENDED, NewExecution, Plan, PlanContext, StopExecution, working_set
 
 Planner = Callable[[Job, Iterable[Execution], Iterable[LiveNode], PlanContext], Plan]
 
@@ -39,6 +39,7 @@ def queue_order(job_ids: Iterable[str], priority: Callable[[str], int], count: i
 
 
 __all__ = [
+    "KEEP_ENDED",
     "LONG_RUNNING",
     "PLANNERS",
     "NewExecution",
