@@ -10,6 +10,8 @@ from podman import PodmanClient
 from tests.podman_image import load_busybox, podman_socket
 from tests.store_fixture import s3_store  # noqa: F401 - a fixture, reused by S3 tests
 
+pytest_plugins = ["tests.hang_report"]
+
 
 @pytest.fixture(scope="session")
 def socket() -> str:
