@@ -20,6 +20,7 @@ from edge.config import Config
 from edge.models import Job, NodeInfo
 from edge.models.version import this_build
 from edge.store import LocalStore, StoreError
+from edge.tasks import cancel_and_wait
 from edge.tls import TlsError, server_context
 from edge.transport.client import connect, connect_forever, describe, tls_context
 from edge.transport.server import EmbeddedNats
@@ -267,9 +268,7 @@ async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+            await cancel_and_wait([starting])
             return
         stopping.cancel()
         starting.result()  # a StartupError, raised

@@ -44,6 +44,7 @@ from edge.publishers import (
 from edge.publishers.local import archive_path
 from edge.storage import ObjectCache, build_input_providers
 from edge.storage.base import InputProvider, StoragePolicy
+from edge.tasks import cancel_and_wait
 from edge.transport import subjects
 from edge.transport.client import (
     Client,
@@ -303,11 +304,11 @@ class ComputeNode:
         return Resources(CPU=cpu, Memory=memory, Disk=disk, GPU=total.GPU, GPUs=total.GPUs)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in list(self.running.values()):
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self.running.values(), return_exceptions=True)
+        # Executions get time for their cleanup (a container stopped with grace).
+        await asyncio.gather(
+            cancel_and_wait(self._tasks),
+            cancel_and_wait(list(self.running.values()), patience=self.cfg.stop_grace + 5),
+        )
         await self._drain_outbox_once()
         if self.nc is not None and self._own_nc:
             with contextlib.suppress(Exception):

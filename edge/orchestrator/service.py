@@ -45,6 +45,7 @@ from edge.models import (
 )
 from edge.models.node import NodeConnection
 from edge.orchestrator.identities import NodeIdentities
+from edge.tasks import cancel_and_wait
 from edge.transport import subjects
 from edge.transport.client import Client, Msg, NatsTimeout, NoRespondersError
 from edge.transport.messages import (
@@ -204,11 +205,7 @@ class Orchestrator:
         log.info("orchestrator started", extra={"active_jobs": len(self.jobs)})
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.s3 import store_dir
+from edge.tasks import cancel_and_wait
 
 from .backends import ADMIN_GRPC_OFFSET, SEAWEEDFS, Backend, Launch, StoreError, choose_backend
 from .backends import launch as make_launch
@@ -403,9 +404,7 @@ class LocalStore:
     async def stop(self) -> None:
         self._stopping = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait([self._supervisor])
         if self._forwarder is not None:
             await self._forwarder.stop()
         await self._terminate()

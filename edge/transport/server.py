@@ -29,6 +29,7 @@ from typing import Any
 
 import bcrypt
 
+from edge.tasks import cancel_and_wait
 from edge.transport.client import ADMIN_USER
 
 log = logging.getLogger("bacedge.nats")
@@ -248,9 +249,7 @@ class EmbeddedNats:
     async def stop(self) -> None:
         self._stopping = True
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait([self._supervisor])
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.terminate()

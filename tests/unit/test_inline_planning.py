@@ -10,6 +10,7 @@ from edge.compute.agent import ComputeNode
 from edge.config import load_config
 from edge.models import ComputeStateType, Execution, JobStateType
 from edge.orchestrator.store import Store
+from edge.tasks import cancel_and_wait
 from edge.transport import subjects
 from edge.transport.messages import (
     ExecutionUpdate,
@@ -173,6 +174,5 @@ async def test_a_short_tasks_running_and_completed_leave_the_node_in_one_message
             await asyncio.sleep(0.01)
         assert nc.batches[1] == [ComputeStateType.RUNNING]
     finally:
-        flusher.cancel()
-        await asyncio.gather(flusher, return_exceptions=True)
+        await cancel_and_wait([flusher])
         await node.ledger.close()
