@@ -549,8 +549,10 @@ class _Endpoints:
 
     @staticmethod
     def logs_path(
-        job_id: str, execution_id: str | None, tail: bool, follow: bool
+        job_id: str, execution_id: str | None, tail: bool | int, follow: bool
     ) -> tuple[str, dict[str, str]]:
+        """`tail`: True starts at the end (Bacalhau's: only lines printed from now on); a
+        number, only that many last lines."""
         params = _params(execution_id=execution_id, tail=tail, follow=follow)
         return f"{ORCHESTRATOR}/jobs/{_path_id(job_id)}/logs", params
 
@@ -883,7 +885,7 @@ class ApiClient(_Base):
         self,
         job_id: str,
         execution_id: str | None = None,
-        tail: bool = False,
+        tail: bool | int = False,
         follow: bool = False,
     ) -> Iterator[tuple[int, str]]:
         """(LOG_STDOUT|LOG_STDERR, line) from the logs WebSocket until the server closes it.
@@ -1160,7 +1162,7 @@ class AsyncApiClient(_Base):
         self,
         job_id: str,
         execution_id: str | None = None,
-        tail: bool = False,
+        tail: bool | int = False,
         follow: bool = False,
     ) -> AsyncIterator[tuple[int, str]]:
         from websockets.asyncio.client import connect

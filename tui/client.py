@@ -104,7 +104,7 @@ class ApiLike(Protocol):
         self,
         job_id: str,
         execution_id: str | None = None,
-        tail: bool = False,
+        tail: bool | int = False,
         follow: bool = False,
     ) -> AsyncIterator[tuple[int, str]]: ...
 

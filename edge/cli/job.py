@@ -381,20 +381,39 @@ def history(
 @handle_errors
 @api_options
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends.")
-@click.option("--tail", is_flag=True, help="Only the most recent lines.")
+@click.option(
+    "--tail",
+    "-t",
+    is_flag=True,
+    help="Start at the end: only lines printed from now on (with --follow), as Bacalhau's.",
+)
+@click.option(
+    "--lines",
+    "-n",
+    type=click.IntRange(1, 999_999_999),
+    metavar="N",
+    help="Only the last N lines printed so far.",
+)
 @click.option("--execution-id", help="One execution's logs (default: the job's).")
 @click.argument("job_id", metavar="ID")
 def logs(
-    client: ApiClient, follow: bool, tail: bool, execution_id: str | None, job_id: str
+    client: ApiClient,
+    follow: bool,
+    tail: bool,
+    lines: int | None,
+    execution_id: str | None,
+    job_id: str,
 ) -> None:
     """Print a job's stdout (to stdout) and stderr (to stderr).
 
     Nodes keep up to [compute] max_log_bytes (64 MiB) of each execution's output lines, in
     pieces of at most 64 KiB; past that the log ends with a line saying where it was cut.
     """
+    if tail and lines:
+        raise click.UsageError("--tail starts at the end, --lines before it: use one")
     try:
         for kind, line in client.stream_logs(
-            job_id, execution_id=execution_id, tail=tail, follow=follow
+            job_id, execution_id=execution_id, tail=lines or tail, follow=follow
         ):
             click.echo(line, nl=not line.endswith("\n"), err=kind == LOG_STDERR)
     except KeyboardInterrupt:

@@ -53,6 +53,7 @@ from edge.transport.client import (
     NatsTimeout,
     NoRespondersError,
     connect_forever,
+    describe,
     tls_context,
 )
 from edge.transport.messages import (
@@ -80,7 +81,7 @@ from edge.transport.messages import (
 from . import inventory
 from .bidder import refusal
 from .ledger import Ledger
-from .logs import ExecutionLog, send_lines
+from .logs import ExecutionLog, Line, SendFrame, send_lines
 from .runner import Outcome, publish_results, run_execution
 from .runner import _outcome as outcome_of
 
@@ -89,6 +90,7 @@ log = logging.getLogger("bacedge.compute")
 PUBLISH_ATTEMPTS = 6  # about a minute of backoff before a publish failure fails the job
 MAX_CHUNK = 768 * 1024  # under NATS's default 1 MiB payload limit
 PRUNE_INTERVAL = 3600.0  # seconds between ledger prunes
+LOG_ACK_TIMEOUT = 60.0  # seconds a log reader may take over one frame before it is dropped
 OFFERED_JOBS = JobCache()  # one per process: simulated nodes share it
 LEDGER_RETRY_FIRST, LEDGER_RETRY_MAX = 0.5, 30.0  # seconds between tries of a failed write
 _EXECUTION_ID = re.compile(r"^e-[A-Za-z0-9-]{1,64}$")
@@ -880,10 +882,35 @@ class ComputeNode:
             await msg.respond(encode(LogReply(OK=False, Error="no logs on this node")))
             return
         await msg.respond(encode(LogReply(OK=True)))
-        if request.Follow and live is not None and not live.closed:
-            live.follow(request.Subject, request.Tail)
-        else:
-            send_lines(path, request.Subject, request.Tail, self._publish_lines, eof=True)
+        # A task of its own: a long log must not hold up the next request.
+        self._spawn(self._send_logs(request, path, live))
+
+    async def _send_logs(self, request: LogRequest, path: Path, live: ExecutionLog | None) -> None:
+        send = self._frames(request.Subject, request.Acks)
+        try:
+            if request.Follow and live is not None and not live.closed:
+                await live.follow(request.Subject, request.Tail, send)
+            else:
+                await send_lines(path, request.Tail, send)
+        except Exception as exc:  # its reader left (the API client went away)
+            log.debug(
+                "log stream ended early",
+                extra={"execution_id": request.ExecutionID, "error": describe(exc)},
+            )
+
+    def _frames(self, subject: str, acked: bool) -> SendFrame:
+        """Frames to one reader: acknowledged ones wait for the reader to take each (an
+        orchestrator that asks so); others are only published (older orchestrators)."""
+
+        async def send(lines: list[Line], eof: bool) -> None:
+            assert self.nc is not None
+            data = encode(LogFrame(Lines=lines, EOF=eof))
+            if acked:
+                await self.nc.request(subject, data, timeout=LOG_ACK_TIMEOUT)
+            else:
+                await self.nc.publish(subject, data)
+
+        return send
 
     async def _on_result_chunk(self, msg: Msg) -> None:
         """Part of a `local` result archive, for the orchestrator to relay to a user."""

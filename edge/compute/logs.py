@@ -1,14 +1,34 @@
-"""Task output as lines: kept on disk for later reads, fanned out to live followers."""
+"""Task output as lines: kept on disk for later reads, fanned out to live followers.
+
+What is on disk is sent in frames read by a worker thread, from the byte offset where the
+wanted lines begin (`tail` found by reading the file backwards), each frame sent before the
+next is read: a 64 MiB log costs the node a frame of memory, never the whole file parsed on
+its event loop (3.1 s and +193 MiB measured for 64 MiB of short lines, `tail` or not).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
-Publish = Callable[[str, list[tuple[int, str]], bool], None]
-"""Sends (subject, lines, eof) to one follower."""
+Line = tuple[int, str]
+
+Publish = Callable[[str, list[Line], bool], None]
+"""Sends (subject, lines, eof) to one follower, without waiting."""
+
+SendFrame = Callable[[list[Line], bool], Awaitable[None]]
+"""Sends (lines, eof) to one reader, returning once it may take the next frame."""
+
+FRAME_LINES = 500
+FRAME_BYTES = 512 * 1024
+"""Stored bytes of lines per frame (at least one line): a frame stays under a NATS server's
+default 1 MiB payload limit, whatever the lines hold."""
+
+_BACKWARDS = 64 * 1024
 
 
 MAX_LINE = 64 * 1024
@@ -32,7 +52,8 @@ class ExecutionLog:
         self.truncated = False
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
         self._followers: set[str] = set()
-        self._file: TextIO | None = None  # opened on the first line: most tasks print little
+        self._file: BinaryIO | None = None  # opened on the first line: most tasks print little
+        self.written = 0  # bytes of complete lines in the file: what a reader may read
         self.closed = False
 
     def write(self, stream: int, data: bytes) -> None:
@@ -49,7 +70,7 @@ class ExecutionLog:
 
     def _keep(self, stream: int, raw: list[bytes]) -> None:
         """Lines within the byte budget, cut to MAX_LINE, then the truncation notice."""
-        lines: list[tuple[int, str]] = []
+        lines: list[Line] = []
         for line in raw:
             for start in range(0, max(len(line), 1), MAX_LINE):
                 piece = line[start : start + MAX_LINE]
@@ -60,7 +81,7 @@ class ExecutionLog:
                 lines.append((stream, piece.decode("utf-8", "replace")))
         self._emit(lines)
 
-    def _cut(self, lines: list[tuple[int, str]]) -> None:
+    def _cut(self, lines: list[Line]) -> None:
         self.truncated = True
         self._partial = {1: b"", 2: b""}
         notice = (
@@ -69,20 +90,31 @@ class ExecutionLog:
         )
         self._emit([*lines, (2, notice)])
 
-    def _emit(self, lines: list[tuple[int, str]]) -> None:
+    def _emit(self, lines: list[Line]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        for line in lines:
-            self._file.write(json.dumps(line) + "\n")
+            self._file = self.path.open("ab")
+            self.written = os.fstat(self._file.fileno()).st_size
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        self._file.write(data)
         self._file.flush()
+        self.written += len(data)
         for subject in self._followers:
             self.publish(subject, lines, False)
 
-    def follow(self, subject: str, tail: int) -> None:
-        """Send what is there, then everything new until close (no await in between)."""
-        send_lines(self.path, subject, tail, self.publish, eof=False)
-        self._followers.add(subject)
+    async def follow(self, subject: str, tail: int, send: SendFrame) -> None:
+        """Sends what is written (its last `tail` lines), then has every new line published
+        to `subject` until close: caught up, the follower is added in the same step of the
+        event loop that saw nothing left to read, so no line is missed or sent twice."""
+        offset = await asyncio.to_thread(tail_offset, self.path, tail, self.written)
+        while offset < self.written:
+            lines, offset = await asyncio.to_thread(read_frame, self.path, offset, self.written)
+            if lines:
+                await send(lines, False)
+        if self.closed:  # it ended while the reader caught up
+            await send([], True)
+        else:
+            self._followers.add(subject)
 
     def close(self) -> None:
         if self.closed:
@@ -98,21 +130,66 @@ class ExecutionLog:
         self._followers.clear()
 
 
-def read_lines(path: Path, tail: int = 0) -> list[tuple[int, str]]:
+def tail_offset(path: Path, tail: int, end: int) -> int:
+    """Where the last `tail` lines before byte `end` begin: 0 for all of them, `end`
+    for none (a negative tail: from the end on)."""
+    if tail < 0:
+        return end
+    if tail == 0 or end <= 0:
+        return 0
+    newlines = tail + 1  # the last line's own, then the one before each wanted line
     try:
-        with path.open(encoding="utf-8") as handle:
-            lines = [tuple(json.loads(raw)) for raw in handle if raw.strip()]
+        with path.open("rb") as handle:
+            stop = end
+            while stop > 0:
+                start = max(0, stop - _BACKWARDS)
+                handle.seek(start)
+                block = handle.read(stop - start)
+                at = len(block)
+                while (at := block.rfind(b"\n", 0, at)) >= 0:
+                    newlines -= 1
+                    if newlines == 0:
+                        return start + at + 1
+                stop = start
     except FileNotFoundError:
-        return []
-    out = [(int(kind), str(text)) for kind, text in lines]
-    return out[-tail:] if tail else out
+        pass
+    return 0
 
 
-def send_lines(
-    path: Path, subject: str, tail: int, publish: Publish, eof: bool, chunk: int = 500
-) -> None:
-    lines = read_lines(path, tail)
-    for start in range(0, len(lines), chunk):
-        publish(subject, lines[start : start + chunk], False)
-    if eof:
-        publish(subject, [], True)
+def read_frame(path: Path, offset: int, end: int) -> tuple[list[Line], int]:
+    """The lines from byte `offset` (a line's start) up to a frame's worth or `end`, and
+    where the next frame starts. A line that is not a stored pair is skipped."""
+    lines: list[Line] = []
+    size = 0
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return lines, end
+    with handle:
+        handle.seek(offset)
+        while offset < end and len(lines) < FRAME_LINES and size < FRAME_BYTES:
+            raw = handle.readline(end - offset)
+            if not raw:
+                return lines, end  # the file is shorter than it was said to be
+            offset += len(raw)
+            size += len(raw)
+            try:
+                kind, text = json.loads(raw)
+                lines.append((int(kind), str(text)))
+            except (ValueError, TypeError):
+                continue
+    return lines, offset
+
+
+async def send_lines(path: Path, tail: int, send: SendFrame) -> None:
+    """A finished execution's stored lines (its last `tail`), frame by frame, then EOF."""
+    try:
+        end = (await asyncio.to_thread(path.stat)).st_size
+    except FileNotFoundError:
+        end = 0
+    offset = await asyncio.to_thread(tail_offset, path, tail, end)
+    while offset < end:
+        lines, offset = await asyncio.to_thread(read_frame, path, offset, end)
+        if lines:
+            await send(lines, False)
+    await send([], True)

@@ -30,6 +30,7 @@ from edge.models import (
 )
 from edge.models.durations import parse_duration
 from edge.models.version import this_build
+from edge.transport.messages import FROM_END
 
 from .agent_config import bacalhau_config
 from .auth import ANONYMOUS, Authenticator, Refusal
@@ -360,10 +361,7 @@ class Api:
     async def job_logs(self, request: web.Request) -> web.WebSocketResponse:
         job = await self._job(request)
         q = request.query
-        try:
-            tail = int(q.get("tail", "0") or 0) if q.get("tail") not in ("true", "false") else 0
-        except ValueError:
-            raise BadRequest("invalid tail: use a number of lines") from None
+        tail = _tail(q.get("tail", ""))
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         try:
@@ -577,6 +575,19 @@ def _job_version(text: str) -> int:
 
 _TRUE = ("1", "t", "true", "yes", "on")
 _FALSE = ("", "0", "f", "false", "no", "off")
+
+
+def _tail(text: str) -> int:
+    """`tail`: a number of last lines (0 or absent: all), or Bacalhau's boolean, whose true
+    starts at the end of the log (only lines printed from now on: `FROM_END`)."""
+    word = text.strip().lower()
+    if word in ("", "false", "0"):
+        return 0
+    if word == "true":
+        return FROM_END
+    if not word.isdigit() or len(word) > 9:
+        raise BadRequest(f"invalid tail {text[:20]!r}: use a number of lines, or true")
+    return int(word)
 
 
 def _bool(query: Mapping[str, str], name: str) -> bool:

@@ -66,7 +66,7 @@ from edge.transport.messages import (
 )
 
 from . import planners
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, Unavailable
 from .events import EventBus
 from .history import execution_event, job_event
 from .nodes import FlapPolicy, LiveNode, NodeManager, gpu_key
@@ -96,6 +96,7 @@ def _gpu_keys(execution: Execution) -> frozenset[str]:
 
 TRIM_ABOVE = 64  # executions a long-running job holds before its working set is trimmed
 SETTLE_INLINE = 64  # jobs planned inside one update message's handler (_plan_inline)
+LOG_IDLE = 90.0  # seconds a node may pause a stored log's frames (it waits 60 s per ack)
 PRUNE_INTERVAL = 3600.0  # seconds between prunes of finished jobs past their retention
 
 
@@ -1271,7 +1272,9 @@ class Orchestrator:
             inbox = subjects.log_frames(chosen.NodeID, self.nc.new_inbox().rsplit(".", 1)[-1])
             sub = await self.nc.subscribe(inbox)
             try:
-                request = LogRequest(ExecutionID=chosen.ID, Subject=inbox, Follow=follow, Tail=tail)
+                request = LogRequest(
+                    ExecutionID=chosen.ID, Subject=inbox, Follow=follow, Tail=tail, Acks=True
+                )
                 reply = decode(
                     LogReply,
                     (
@@ -1281,10 +1284,21 @@ class Orchestrator:
                     ).data,
                 )
                 if reply.OK:
-                    async for msg in sub.messages:
+                    while True:
+                        # What the node has on disk comes at the reader's pace: each frame
+                        # is acknowledged once its lines are taken. A quiet followed task
+                        # may send nothing for hours; a stored log never pauses that long.
+                        try:
+                            msg = await sub.next_msg(timeout=None if follow else LOG_IDLE)
+                        except NatsTimeout:
+                            raise Unavailable(
+                                f"node {chosen.NodeID} stopped sending the logs of {chosen.ID}"
+                            ) from None
                         frame = decode(LogFrame, msg.data)
                         for kind, line in frame.Lines:
                             yield kind, line
+                        if msg.reply:
+                            await msg.respond(b"")
                         if frame.EOF:
                             if frame.Error:
                                 raise BadRequest(frame.Error)
@@ -1297,5 +1311,5 @@ class Orchestrator:
         output = chosen.RunOutput or RunOutput()
         lines = [(1, line) for line in output.Stdout.splitlines()]
         lines += [(2, line) for line in output.Stderr.splitlines()]
-        for kind, line in lines[-tail:] if tail else lines:
+        for kind, line in lines[-tail:] if tail > 0 else [] if tail < 0 else lines:
             yield kind, line

@@ -161,11 +161,16 @@ class CancelReply(WireModel):
     Cancelled: list[str] = Field(default_factory=list)
 
 
+FROM_END = -1
+"""A LogRequest's Tail that starts at the end: only lines printed from now on."""
+
+
 class LogRequest(WireModel):
     ExecutionID: str
     Subject: str
     Follow: bool = False
-    Tail: int = 0  # lines from the end; 0 means all
+    Tail: int = 0  # lines from the end; 0 means all, FROM_END none of those written so far
+    Acks: bool = False  # frames of stored lines are requests, each answered once taken
 
 
 class LogReply(WireModel):

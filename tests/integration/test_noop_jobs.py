@@ -47,6 +47,28 @@ def test_jobs_spread_over_two_compute_nodes_and_complete(cluster: Cluster) -> No
     assert cluster.cli("job", "logs", quiet, check=True).stdout == ""
 
 
+def test_a_long_log_comes_whole_in_frames_and_its_last_lines_alone(cluster: Cluster) -> None:
+    """1,500 lines of 600 bytes: several frames (each acknowledged by the orchestrator as
+    the API client takes it), whole and in order; `--lines 3`, the last three read from
+    the end of the node's file; `--tail` (Bacalhau's: from the end on) of a finished job,
+    nothing; a negative or junk tail, a 400."""
+    cluster.orchestrator()
+    cluster.compute("edge-a", "--engines", "noop")
+    cluster.wait_nodes(1)
+    printed = [f"{i:05d} " + "x" * 594 for i in range(1500)]
+    job_id = cluster.submit(noop_job("long", Stdout="".join(f"{line}\n" for line in printed)))
+    cluster.wait_state(job_id, "Completed")
+    assert cluster.cli("job", "logs", job_id, check=True).stdout.splitlines() == printed
+    last = cluster.cli("job", "logs", "--lines", "3", job_id, check=True).stdout
+    assert last.splitlines() == printed[-3:]
+    assert cluster.cli("job", "logs", "--tail", job_id, check=True).stdout == ""
+    both = cluster.cli("job", "logs", "--tail", "-n", "3", job_id)
+    assert both.returncode == 2 and "use one" in both.stderr
+    for junk in ("-5", "lots", "1" * 40):
+        answer = httpx.get(f"{cluster.api}{API}/jobs/{job_id}/logs", params={"tail": junk})
+        assert answer.status_code == 400 and "invalid tail" in answer.json()["Message"], junk
+
+
 def test_failed_execution_is_retried_on_another_node(cluster: Cluster) -> None:
     cluster.orchestrator()
     cluster.compute("edge-a", "--engines", "noop")

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
-from edge.compute.logs import MAX_LINE, ExecutionLog, read_lines
+from edge.compute.logs import (
+    FRAME_BYTES,
+    FRAME_LINES,
+    MAX_LINE,
+    ExecutionLog,
+    Line,
+    read_frame,
+    send_lines,
+    tail_offset,
+)
+
+
+def read_lines(path: Path) -> list[Line]:
+    """Every stored line, read as the node sends them."""
+    lines: list[Line] = []
+    offset, end = 0, path.stat().st_size
+    while offset < end:
+        frame, offset = read_frame(path, offset, end)
+        lines += frame
+    return lines
 
 
 class Followers:
@@ -16,13 +37,16 @@ class Followers:
         self.lines.extend(lines)
         self.ended = self.ended or eof
 
+    async def send(self, lines: list[Line], eof: bool) -> None:
+        self("inbox", lines, eof)
 
-def test_lines_go_to_disk_and_followers_and_the_last_partial_line_at_close(
+
+async def test_lines_go_to_disk_and_followers_and_the_last_partial_line_at_close(
     tmp_path: Path,
 ) -> None:
     seen = Followers()
     log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1 << 20)
-    log.follow("inbox", 0)
+    await log.follow("inbox", 0, seen.send)
     log.write(1, b"hel")
     log.write(1, b"lo\nwor")
     log.write(2, b"oops\n")
@@ -46,10 +70,12 @@ def test_a_line_without_end_is_kept_in_pieces_and_never_held_whole(tmp_path: Pat
     assert "".join(text for _, text in pieces) == "x" * (3 * MAX_LINE + 4096) + "y" * (2 * MAX_LINE)
 
 
-def test_past_max_bytes_one_notice_is_written_and_the_rest_dropped(tmp_path: Path) -> None:
+async def test_past_max_bytes_one_notice_is_written_and_the_rest_dropped(
+    tmp_path: Path,
+) -> None:
     seen = Followers()
     log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1000)
-    log.follow("inbox", 0)
+    await log.follow("inbox", 0, seen.send)
     line = b"z" * 99 + b"\n"  # 100 bytes with its newline
     for _ in range(50):  # 5,000 bytes offered
         log.write(1, line)
@@ -61,6 +87,95 @@ def test_past_max_bytes_one_notice_is_written_and_the_rest_dropped(tmp_path: Pat
     assert "log cut after 1000 bytes" in kept[-1][1] and "max_log_bytes" in kept[-1][1]
     assert seen.lines == kept and log.truncated
     assert (tmp_path / "output.jsonl").stat().st_size < 2000
+
+
+def _stored(path: Path, count: int, width: int = 10) -> list[Line]:
+    lines = [(1 + i % 2, f"{i:0{width}d}") for i in range(count)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return lines
+
+
+def test_tail_finds_where_the_last_lines_begin_reading_backwards(tmp_path: Path) -> None:
+    path = tmp_path / "output.jsonl"
+    lines = _stored(path, 20_000)  # several of its 64 KiB blocks
+    end = path.stat().st_size
+    for tail in (1, 2, 499, 5_000, 19_999, 20_000, 50_000):
+        offset = tail_offset(path, tail, end)
+        frame, _ = read_frame(path, offset, end)
+        assert frame[0] == lines[-min(tail, 20_000)], tail
+    assert tail_offset(path, 0, end) == 0
+    assert tail_offset(tmp_path / "missing.jsonl", 5, 100) == 0
+
+
+def test_a_frame_is_bounded_in_lines_and_bytes_and_skips_a_damaged_line(tmp_path: Path) -> None:
+    path = tmp_path / "output.jsonl"
+    _stored(path, 2 * FRAME_LINES)
+    frame, offset = read_frame(path, 0, path.stat().st_size)
+    assert len(frame) == FRAME_LINES and offset == path.stat().st_size // 2
+    wide = _stored(path, 20, width=60_000)  # 60 kB lines: the byte cap comes first
+    frame, offset = read_frame(path, 0, path.stat().st_size)
+    assert frame == wide[: len(frame)] and FRAME_BYTES <= offset < FRAME_BYTES + 60_100
+    with path.open("a") as handle:
+        handle.write('{"not": "a line"}\n[1, "after"]\n')
+    tail, _ = read_frame(path, tail_offset(path, 2, path.stat().st_size), path.stat().st_size)
+    assert tail == [(1, "after")]
+
+
+async def test_a_stored_log_is_sent_a_frame_at_a_time_then_eof(tmp_path: Path) -> None:
+    path = tmp_path / "output.jsonl"
+    lines = _stored(path, 3 * FRAME_LINES + 7)
+    frames: list[tuple[int, bool]] = []
+    seen = Followers()
+
+    async def send(frame: list[Line], eof: bool) -> None:
+        frames.append((len(frame), eof))
+        await seen.send(frame, eof)
+
+    await send_lines(path, 0, send)
+    assert frames == [(FRAME_LINES, False)] * 3 + [(7, False), (0, True)]
+    assert seen.lines == lines
+    frames.clear()
+    await send_lines(path, 3, send)
+    await send_lines(tmp_path / "none.jsonl", 3, send)  # nothing printed: only EOF
+    assert frames == [(3, False), (0, True), (0, True)]
+
+
+async def test_a_follower_catching_up_misses_no_line_and_sees_none_twice(tmp_path: Path) -> None:
+    """The task prints while the reader is sent the backlog (each frame awaited): the
+    follower is added once caught up, so every line comes once, in order, then EOF."""
+    seen = Followers()
+    log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1 << 30)
+    for i in range(2 * FRAME_LINES):
+        log.write(1, f"before {i}\n".encode())
+    printed = iter(range(3))
+
+    async def send(lines: list[Line], eof: bool) -> None:
+        await seen.send(lines, eof)
+        await asyncio.sleep(0)
+        i = next(printed, None)
+        if i is not None:
+            log.write(2, f"meanwhile {i}\n".encode())
+
+    await log.follow("inbox", 0, send)
+    log.write(1, b"live\n")
+    log.close()
+    expected = [(1, f"before {i}") for i in range(2 * FRAME_LINES)]
+    expected += [(2, f"meanwhile {i}") for i in range(3)] + [(1, "live")]
+    assert seen.lines == expected and seen.ended
+    assert read_lines(log.path) == expected
+
+
+async def test_a_follower_of_a_log_that_ends_while_it_catches_up_gets_eof(tmp_path: Path) -> None:
+    seen = Followers()
+    log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1 << 30)
+    log.write(1, b"one\ntwo\nthree\n")
+
+    async def send(lines: list[Line], eof: bool) -> None:
+        await seen.send(lines, eof)
+        log.close()
+
+    await log.follow("inbox", 2, send)
+    assert seen.lines == [(1, "two"), (1, "three")] and seen.ended
 
 
 async def test_a_node_keeps_no_log_of_a_finished_execution_in_memory(tmp_path: Path) -> None:
@@ -133,3 +248,46 @@ async def test_an_execution_waiting_for_a_slot_is_in_the_ledger_meanwhile(tmp_pa
         assert stored is not None and stored.state == agent.ComputeStateType.COMPLETED
     finally:
         await node.ledger.close()
+
+
+async def test_a_node_sends_the_next_frame_only_once_the_reader_took_the_last(
+    tmp_path: Path,
+) -> None:
+    """Over a real nats-server: an orchestrator that asks for acknowledgements gets one
+    frame at a time (a slow API client holds the node back, never a queue of the whole
+    log), and a reader that leaves ends the node's sending at once."""
+    from edge.compute import agent
+    from edge.config import load_config
+    from edge.transport.client import connect
+    from edge.transport.messages import LogFrame, LogRequest, decode
+    from edge.transport.server import EmbeddedNats
+    from tests.integration.cluster import free_port
+
+    server = EmbeddedNats("127.0.0.1", free_port(), tmp_path / "nats")
+    await server.start()
+    config = load_config(None, {"node.data_dir": str(tmp_path / "node")}, environ={})
+    node = agent.ComputeNode(config, [server.url])
+    node.nc = await connect([server.url], "node")
+    reader = await connect([server.url], "orchestrator")
+    try:
+        path = tmp_path / "output.jsonl"
+        lines = _stored(path, 3 * FRAME_LINES)
+        sub = await reader.subscribe("logs.inbox")
+        request = LogRequest(ExecutionID="e-1", Subject="logs.inbox", Acks=True)
+        sending = asyncio.create_task(node._send_logs(request, path, None))
+        first = await sub.next_msg(timeout=10)
+        await asyncio.sleep(0.3)
+        assert sub.pending_msgs == 0  # nothing more until this one is taken
+        await first.respond(b"")
+        second = await sub.next_msg(timeout=10)
+        assert (
+            decode(LogFrame, first.data).Lines + decode(LogFrame, second.data).Lines
+            == (lines[: 2 * FRAME_LINES])
+        )
+        await sub.unsubscribe()  # the API client went away
+        await second.respond(b"")
+        await asyncio.wait_for(sending, 10)  # no responders: it stops, quietly
+    finally:
+        await reader.close()
+        await node.nc.close()
+        await server.stop()
