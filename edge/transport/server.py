@@ -111,6 +111,8 @@ class EmbeddedNats:
         self._stopping = False
         self._reloading = asyncio.Lock()
         self.restarts = 0
+        # Told apart from any other NATS on the port by its INFO line (see _wait_ready).
+        self.server_name = f"bacedge-{os.getpid()}-{secrets.token_hex(4)}"
 
     @property
     def url(self) -> str:
@@ -126,6 +128,7 @@ class EmbeddedNats:
             f"listen: {json.dumps(f'{self.host}:{self.port}')}",
             "max_payload: 8MB",
             'write_deadline: "10s"',
+            f"server_name: {json.dumps(self.server_name)}",
         ]
         users = [NatsUser(ADMIN_USER, self._admin_hash)]
         users += self.users() if self.users is not None else []
@@ -205,16 +208,36 @@ class EmbeddedNats:
         while loop.time() < deadline:
             if self._proc is not None and self._proc.returncode is not None:
                 raise NatsServerError(self._failure_text())
-            try:
-                _, writer = await asyncio.open_connection(host, self.port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
+            if await self._answers(host, max(0.1, deadline - loop.time())):
+                return
+            await asyncio.sleep(0.02)
+        raise NatsServerError(f"nats-server did not listen on {self.url} within {timeout:.0f}s")
+
+    async def _answers(self, host: str, timeout: float) -> bool:
+        """True once this server answers on the port: its INFO line (sent before TLS) names
+        it. Another NATS there (a second bacedge, a system nats-server) is not taken for
+        it: ours then exits, unable to listen, and says so."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, self.port), timeout
+            )
+        except (OSError, asyncio.TimeoutError):
+            return False
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        except (OSError, asyncio.TimeoutError, ValueError):
+            line = b""
+        finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            return
-        raise NatsServerError(f"nats-server did not listen on {self.url} within {timeout:.0f}s")
+        if not line.startswith(b"INFO "):
+            return False
+        try:
+            info = json.loads(line[5:])
+        except ValueError:
+            return False
+        return isinstance(info, dict) and info.get("server_name") == self.server_name
 
     def _failure_text(self) -> str:
         logfile = self.store_dir / "nats-server.log"

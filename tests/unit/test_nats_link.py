@@ -1,4 +1,5 @@
-"""Requests across a NATS connection that drops, against a real nats-server."""
+"""Requests across a NATS connection that drops, and the embedded server's start, against a
+real nats-server."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.transport.client import LinkLost, Msg, connect
-from edge.transport.server import EmbeddedNats
+from edge.transport.server import EmbeddedNats, NatsServerError
 from tests.integration.cluster import free_port
 
 
@@ -61,3 +62,21 @@ async def test_a_request_in_flight_when_the_server_dies_fails_at_once_and_the_ne
             if client is not None:
                 await client.close()
         await server.stop()
+
+
+async def test_a_second_server_on_a_taken_port_says_so_instead_of_using_the_first(
+    tmp_path: Path,
+) -> None:
+    """A port another NATS holds (a second bacedge, a system nats-server): the embedded
+    server's start fails naming the port. It used to take the other server's answer for
+    its own and start 'successfully', its clients then talking to that server."""
+    port = free_port()
+    first = EmbeddedNats("127.0.0.1", port, tmp_path / "first")
+    second = EmbeddedNats("127.0.0.1", port, tmp_path / "second")
+    await first.start()
+    try:
+        with pytest.raises(NatsServerError, match=f"127.0.0.1:{port}: the port is in use"):
+            await second.start()
+    finally:
+        await second.stop()
+        await first.stop()
