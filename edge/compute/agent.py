@@ -739,9 +739,7 @@ class ComputeNode:
     async def _execute(self, execution: Execution) -> None:
         assert self._slots is not None and execution.Job is not None
         workdir = self._workdirs / execution.ID  # created when something needs it
-        output_log = ExecutionLog(
-            workdir / "output.jsonl", self._publish_lines, self.cfg.max_log_bytes
-        )
+        output_log = ExecutionLog(workdir / "output.jsonl", self.cfg.max_log_bytes)
         self.logs[execution.ID] = output_log
         outcome: Outcome
         try:
@@ -864,16 +862,6 @@ class ComputeNode:
         if msg.reply:
             await msg.respond(encode(CancelReply(Cancelled=done)))
 
-    def _publish_lines(self, subject: str, lines: list[tuple[int, str]], eof: bool) -> None:
-        if self.nc is None:
-            return
-        self._spawn(self._publish(subject, encode(LogFrame(Lines=lines, EOF=eof))))
-
-    async def _publish(self, subject: str, data: bytes) -> None:
-        assert self.nc is not None
-        with contextlib.suppress(Exception):
-            await self.nc.publish(subject, data)
-
     async def _on_logs(self, msg: Msg) -> None:
         request = decode(LogRequest, msg.data)
         path = self._workdirs / request.ExecutionID / "output.jsonl"
@@ -889,7 +877,7 @@ class ComputeNode:
         send = self._frames(request.Subject, request.Acks)
         try:
             if request.Follow and live is not None and not live.closed:
-                await live.follow(request.Subject, request.Tail, send)
+                await live.follow(request.Tail, send)
             else:
                 await send_lines(path, request.Tail, send)
         except Exception as exc:  # its reader left (the API client went away)

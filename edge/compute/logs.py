@@ -17,9 +17,6 @@ from typing import BinaryIO
 
 Line = tuple[int, str]
 
-Publish = Callable[[str, list[Line], bool], None]
-"""Sends (subject, lines, eof) to one follower, without waiting."""
-
 SendFrame = Callable[[list[Line], bool], Awaitable[None]]
 """Sends (lines, eof) to one reader, returning once it may take the next frame."""
 
@@ -27,6 +24,10 @@ FRAME_LINES = 500
 FRAME_BYTES = 512 * 1024
 """Stored bytes of lines per frame (at least one line): a frame stays under a NATS server's
 default 1 MiB payload limit, whatever the lines hold."""
+
+KEEPALIVE = 5.0
+"""Seconds a follower of a quiet task waits before an empty frame: the reader's answer, or
+its absence (it left), is all that tells the node whether anyone still reads."""
 
 _BACKWARDS = 64 * 1024
 
@@ -37,21 +38,22 @@ printing without newlines never makes the node hold more than this per stream.""
 
 
 class ExecutionLog:
-    """One execution's output: complete lines go to `output.jsonl` and to followers.
+    """One execution's output: complete lines go to `output.jsonl`, where followers read
+    them at their own pace (woken when more is written): a slow one holds nothing back and
+    costs the node a frame, never a queue of lines.
 
     At most `max_bytes` of lines are kept ([compute] max_log_bytes); past that one line on
     stderr says the log was cut, and the rest of the output is read and dropped (the task
     is not held up): a task printing forever cannot fill the device's disk, nor a later
     `job logs` the node's memory."""
 
-    def __init__(self, path: Path, publish: Publish, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
-        self.publish = publish
         self.max_bytes = max_bytes
         self._kept = 0  # bytes of lines written so far, newlines included
         self.truncated = False
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
-        self._followers: set[str] = set()
+        self._grown: asyncio.Event | None = None  # set when followers have more to read
         self._file: BinaryIO | None = None  # opened on the first line: most tasks print little
         self.written = 0  # bytes of complete lines in the file: what a reader may read
         self.closed = False
@@ -99,22 +101,32 @@ class ExecutionLog:
         self._file.write(data)
         self._file.flush()
         self.written += len(data)
-        for subject in self._followers:
-            self.publish(subject, lines, False)
+        self._wake()
 
-    async def follow(self, subject: str, tail: int, send: SendFrame) -> None:
-        """Sends what is written (its last `tail` lines), then has every new line published
-        to `subject` until close: caught up, the follower is added in the same step of the
-        event loop that saw nothing left to read, so no line is missed or sent twice."""
+    def _wake(self) -> None:
+        if self._grown is not None:
+            self._grown.set()
+            self._grown = None
+
+    async def follow(self, tail: int, send: SendFrame) -> None:
+        """Sends what is written (its last `tail` lines), then each line written after it,
+        frame by frame as the reader takes them, then EOF once the log is closed."""
         offset = await asyncio.to_thread(tail_offset, self.path, tail, self.written)
-        while offset < self.written:
-            lines, offset = await asyncio.to_thread(read_frame, self.path, offset, self.written)
-            if lines:
-                await send(lines, False)
-        if self.closed:  # it ended while the reader caught up
-            await send([], True)
-        else:
-            self._followers.add(subject)
+        while True:
+            if offset < self.written:
+                lines, offset = await asyncio.to_thread(read_frame, self.path, offset, self.written)
+                if lines:
+                    await send(lines, False)
+            elif self.closed:
+                await send([], True)
+                return
+            else:  # caught up: until more is written (no await since the check above)
+                if self._grown is None:
+                    self._grown = asyncio.Event()
+                try:
+                    await asyncio.wait_for(self._grown.wait(), KEEPALIVE)
+                except asyncio.TimeoutError:
+                    await send([], False)  # a reader that left ends this here
 
     def close(self) -> None:
         if self.closed:
@@ -125,9 +137,7 @@ class ExecutionLog:
         if self._file is not None:
             self._file.close()
         self.closed = True
-        for subject in self._followers:
-            self.publish(subject, [], True)
-        self._followers.clear()
+        self._wake()
 
 
 def tail_offset(path: Path, tail: int, end: int) -> int:

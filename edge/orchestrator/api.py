@@ -30,10 +30,11 @@ from edge.models import (
 )
 from edge.models.durations import parse_duration
 from edge.models.version import this_build
+from edge.tasks import cancel_and_wait
 from edge.transport.messages import FROM_END
 
 from .agent_config import bacalhau_config
-from .auth import ANONYMOUS, Authenticator, Refusal
+from .auth import ANONYMOUS, Authenticator, Caller, Refusal
 from .errors import BadRequest, Conflict, NotFound, OrchestratorError, Unavailable
 from .events import CLOSED, OVERFLOW, TooManySubscribers, matcher, parse_types
 from .identities import DEFAULT_TTL, TooManyTokens
@@ -122,7 +123,7 @@ def auth_middleware(authenticator: Authenticator, routes: Mapping[Any, Route]) -
     return middleware
 
 
-CALLER = "bacedge.caller"  # the request key of the Caller the middleware identified
+CALLER = web.RequestKey("bacedge.caller", Caller)  # whom the middleware identified
 
 
 def _refused(request: web.Request, status: int, reason: str, user: str = "") -> None:
@@ -364,20 +365,32 @@ class Api:
         tail = _tail(q.get("tail", ""))
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
+
+        async def send() -> None:
+            lines = self.orch.stream_logs(job, q.get("execution_id", ""), _bool(q, "follow"), tail)
+            try:
+                async for kind, line in lines:
+                    await ws.send_str(json.dumps({"value": {"Type": kind, "Line": line}}))
+            except OrchestratorError as exc:
+                await ws.send_str(json.dumps({"error": str(exc)}))
+            except ConnectionResetError:
+                pass  # the client went away while a line was on its way
+            finally:
+                await lines.aclose()  # its NATS subscription goes now, not when collected
+
+        # The client sends nothing: what it sends back is its close, or (missing pongs) its
+        # connection's loss. Either ends the stream, even one of a quiet followed task that
+        # would otherwise wait for a line to notice (a subscription and a node's reader
+        # held per departed client).
+        sending = asyncio.create_task(send(), name="job-logs")
+        closing = asyncio.create_task(ws.receive(), name="job-logs-peer")
         try:
-            async for kind, line in self.orch.stream_logs(
-                job, q.get("execution_id", ""), _bool(q, "follow"), tail
-            ):
-                if ws.closed:
-                    break
-                await ws.send_str(json.dumps({"value": {"Type": kind, "Line": line}}))
-        except OrchestratorError as exc:
-            await ws.send_str(json.dumps({"error": str(exc)}))
-        except ConnectionResetError:
-            pass
+            await asyncio.wait({sending, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            await cancel_and_wait([sending, closing])
             if not ws.closed:
-                await ws.close()
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.close()
         return ws
 
     # -- events ---------------------------------------------------------------

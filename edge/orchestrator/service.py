@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 from edge import jobspec
@@ -1254,7 +1254,7 @@ class Orchestrator:
     # -- logs -----------------------------------------------------------------
     async def stream_logs(
         self, job: Job, execution_id: str, follow: bool, tail: int
-    ) -> AsyncIterator[tuple[int, str]]:
+    ) -> AsyncGenerator[tuple[int, str], None]:
         """Log lines of one execution, from its node (live) or its stored output."""
         executions = await self.executions_of(job.ID)
         if execution_id:

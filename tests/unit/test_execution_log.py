@@ -28,29 +28,30 @@ def read_lines(path: Path) -> list[Line]:
     return lines
 
 
-class Followers:
+class Follower:
+    """A reader's side: the frames it took."""
+
     def __init__(self) -> None:
-        self.lines: list[tuple[int, str]] = []
+        self.lines: list[Line] = []
         self.ended = False
 
-    def __call__(self, subject: str, lines: list[tuple[int, str]], eof: bool) -> None:
+    async def send(self, lines: list[Line], eof: bool) -> None:
         self.lines.extend(lines)
         self.ended = self.ended or eof
-
-    async def send(self, lines: list[Line], eof: bool) -> None:
-        self("inbox", lines, eof)
 
 
 async def test_lines_go_to_disk_and_followers_and_the_last_partial_line_at_close(
     tmp_path: Path,
 ) -> None:
-    seen = Followers()
-    log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1 << 20)
-    await log.follow("inbox", 0, seen.send)
+    seen = Follower()
+    log = ExecutionLog(tmp_path / "output.jsonl", max_bytes=1 << 20)
+    following = asyncio.create_task(log.follow(0, seen.send))
+    await asyncio.sleep(0.01)
     log.write(1, b"hel")
     log.write(1, b"lo\nwor")
     log.write(2, b"oops\n")
     log.close()
+    await asyncio.wait_for(following, 10)
     expected = [(1, "hello"), (2, "oops"), (1, "wor")]
     assert read_lines(tmp_path / "output.jsonl") == expected
     assert seen.lines == expected and seen.ended
@@ -58,7 +59,7 @@ async def test_lines_go_to_disk_and_followers_and_the_last_partial_line_at_close
 
 def test_a_line_without_end_is_kept_in_pieces_and_never_held_whole(tmp_path: Path) -> None:
     """A task printing megabytes without a newline: the node holds at most MAX_LINE of it."""
-    log = ExecutionLog(tmp_path / "output.jsonl", Followers(), max_bytes=1 << 30)
+    log = ExecutionLog(tmp_path / "output.jsonl", max_bytes=1 << 30)
     chunk = b"x" * 4096
     for _ in range(3 * MAX_LINE // len(chunk) + 1):
         log.write(1, chunk)
@@ -73,14 +74,16 @@ def test_a_line_without_end_is_kept_in_pieces_and_never_held_whole(tmp_path: Pat
 async def test_past_max_bytes_one_notice_is_written_and_the_rest_dropped(
     tmp_path: Path,
 ) -> None:
-    seen = Followers()
-    log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1000)
-    await log.follow("inbox", 0, seen.send)
+    seen = Follower()
+    log = ExecutionLog(tmp_path / "output.jsonl", max_bytes=1000)
+    following = asyncio.create_task(log.follow(0, seen.send))
+    await asyncio.sleep(0.01)
     line = b"z" * 99 + b"\n"  # 100 bytes with its newline
     for _ in range(50):  # 5,000 bytes offered
         log.write(1, line)
     log.write(2, b"late\n")
     log.close()
+    await asyncio.wait_for(following, 10)
     kept = read_lines(tmp_path / "output.jsonl")
     assert kept[:10] == [(1, "z" * 99)] * 10
     assert len(kept) == 11 and kept[-1][0] == 2
@@ -125,7 +128,7 @@ async def test_a_stored_log_is_sent_a_frame_at_a_time_then_eof(tmp_path: Path) -
     path = tmp_path / "output.jsonl"
     lines = _stored(path, 3 * FRAME_LINES + 7)
     frames: list[tuple[int, bool]] = []
-    seen = Followers()
+    seen = Follower()
 
     async def send(frame: list[Line], eof: bool) -> None:
         frames.append((len(frame), eof))
@@ -140,11 +143,12 @@ async def test_a_stored_log_is_sent_a_frame_at_a_time_then_eof(tmp_path: Path) -
     assert frames == [(3, False), (0, True), (0, True)]
 
 
-async def test_a_follower_catching_up_misses_no_line_and_sees_none_twice(tmp_path: Path) -> None:
-    """The task prints while the reader is sent the backlog (each frame awaited): the
-    follower is added once caught up, so every line comes once, in order, then EOF."""
-    seen = Followers()
-    log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1 << 30)
+async def test_a_follower_reads_at_its_own_pace_and_misses_no_line(tmp_path: Path) -> None:
+    """The task prints while the reader takes each frame (awaited): every line comes
+    once, in order, whether written before it came, while it caught up or once it waited
+    for more; then EOF at close."""
+    seen = Follower()
+    log = ExecutionLog(tmp_path / "output.jsonl", max_bytes=1 << 30)
     for i in range(2 * FRAME_LINES):
         log.write(1, f"before {i}\n".encode())
     printed = iter(range(3))
@@ -156,9 +160,15 @@ async def test_a_follower_catching_up_misses_no_line_and_sees_none_twice(tmp_pat
         if i is not None:
             log.write(2, f"meanwhile {i}\n".encode())
 
-    await log.follow("inbox", 0, send)
+    following = asyncio.create_task(log.follow(0, send))
+    for _ in range(200):
+        if len(seen.lines) == 2 * FRAME_LINES + 3:
+            break
+        await asyncio.sleep(0.01)
+    assert not following.done()  # caught up: waiting for more
     log.write(1, b"live\n")
     log.close()
+    await asyncio.wait_for(following, 10)
     expected = [(1, f"before {i}") for i in range(2 * FRAME_LINES)]
     expected += [(2, f"meanwhile {i}") for i in range(3)] + [(1, "live")]
     assert seen.lines == expected and seen.ended
@@ -166,16 +176,28 @@ async def test_a_follower_catching_up_misses_no_line_and_sees_none_twice(tmp_pat
 
 
 async def test_a_follower_of_a_log_that_ends_while_it_catches_up_gets_eof(tmp_path: Path) -> None:
-    seen = Followers()
-    log = ExecutionLog(tmp_path / "output.jsonl", seen, max_bytes=1 << 30)
+    seen = Follower()
+    log = ExecutionLog(tmp_path / "output.jsonl", max_bytes=1 << 30)
     log.write(1, b"one\ntwo\nthree\n")
 
     async def send(lines: list[Line], eof: bool) -> None:
         await seen.send(lines, eof)
         log.close()
 
-    await log.follow("inbox", 2, send)
+    await asyncio.wait_for(log.follow(2, send), 10)
     assert seen.lines == [(1, "two"), (1, "three")] and seen.ended
+
+
+async def test_a_follower_from_the_end_gets_only_what_is_printed_after(tmp_path: Path) -> None:
+    seen = Follower()
+    log = ExecutionLog(tmp_path / "output.jsonl", max_bytes=1 << 30)
+    log.write(1, b"old\n")
+    following = asyncio.create_task(log.follow(-1, seen.send))
+    await asyncio.sleep(0.01)
+    log.write(2, b"new\n")
+    log.close()
+    await asyncio.wait_for(following, 10)
+    assert seen.lines == [(2, "new")] and seen.ended
 
 
 async def test_a_node_keeps_no_log_of_a_finished_execution_in_memory(tmp_path: Path) -> None:

@@ -1,0 +1,82 @@
+"""`job logs` streams against a real in-process cluster (API, embedded nats-server, a node):
+what a client that leaves costs the orchestrator and the node afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from edge.compute import logs
+from edge.config import load_config
+from edge.runtime import Runtime
+from tests.integration.cluster import free_port
+
+API = "/api/v1/orchestrator"
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    overrides = {
+        "node.data_dir": str(tmp_path),
+        "api.port": free_port(),
+        "nats.port": free_port(),
+        "compute.engines": ["noop"],
+        "compute.heartbeat_interval": 0.5,
+        "publishers.local.port": 0,
+    }
+    runtime = Runtime(load_config(None, overrides, environ={}), orchestrator=True, compute=True)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def _settled(check: object, what: str) -> None:
+    for _ in range(200):
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(what)
+
+
+async def test_a_follower_that_leaves_a_quiet_task_frees_its_subscription_and_reader(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet running task (nothing printed for a minute) followed, then the client
+    closes: the orchestrator's subscription and the node's reader end at once. They waited
+    for the task's next line to notice, so each departed follower of a quiet service was
+    held for as long as it ran."""
+    monkeypatch.setattr(logs, "KEEPALIVE", 0.5)  # the node's probe of a quiet follower
+    assert runtime.orch is not None and runtime.node is not None
+    orch, node = runtime.orch, runtime.node
+    job = {
+        "Name": "quiet",
+        "Type": "batch",
+        "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": {"SleepSeconds": 60}}}],
+    }
+    async with httpx.AsyncClient(base_url=runtime.api_url) as client:
+        job_id = (await client.put(f"{API}/jobs", json={"Job": job})).json()["JobID"]
+        for _ in range(200):
+            state = (await client.get(f"{API}/jobs/{job_id}")).json()["Job"]["State"]
+            if state["StateType"] == "Running":
+                break
+            await asyncio.sleep(0.05)
+    subscriptions = len(orch.nc._subs)
+    readers = len(node._background)
+    url = runtime.api_url.replace("http", "ws", 1) + f"{API}/jobs/{job_id}/logs?follow=true"
+    for _ in range(3):
+        async with connect(url):
+            await _settled(
+                lambda: len(orch.nc._subs) == subscriptions + 1, "no subscription for the stream"
+            )
+            await _settled(lambda: len(node._background) == readers + 1, "no reader on the node")
+        await _settled(
+            lambda: len(orch.nc._subs) == subscriptions, "the stream's subscription outlived it"
+        )
+        await _settled(lambda: len(node._background) == readers, "the node's reader outlived it")
