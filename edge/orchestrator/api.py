@@ -22,6 +22,7 @@ from edge.models import (
     ComputeStateType,
     Constraint,
     Execution,
+    Job,
     JobStateType,
     NodeConnection,
     NodeInfo,
@@ -52,6 +53,7 @@ EVENTS_HEARTBEAT = 15.0  # s between comment lines on an idle event stream
 EVENTS_POLL = 1.0  # s between checks that an idle subscriber is still connected
 EVENTS_SNDBUF = 64 * 1024  # bytes of socket send buffer per subscriber
 EVENTS_STALL = 5.0  # s an overflowed subscriber's stalled write may take before it is cut
+LOG_STREAMS = 64  # `job logs` WebSockets open at once (a node reader each); 503 beyond
 
 
 def error_body(status: int, message: str, code: str) -> dict[str, Any]:
@@ -149,6 +151,7 @@ class Api:
         self.store_health = store_health  # the local S3 store's, when this process runs one
         self.appliance_status = appliance_status.STATUS
         self.auth = Authenticator(config.api)
+        self._log_streams = 0
 
     def app(self) -> web.Application:
         """The aiohttp app: exactly the routes of routes.ROUTES, each behind its capability."""
@@ -363,6 +366,20 @@ class Api:
         job = await self._job(request)
         q = request.query
         tail = _tail(q.get("tail", ""))
+        if self._log_streams >= LOG_STREAMS:
+            raise Unavailable(
+                f"{LOG_STREAMS} log streams are open already: try again when one has ended"
+            )
+        self._log_streams += 1
+        try:
+            return await self._stream_logs(request, job, tail)
+        finally:
+            self._log_streams -= 1
+
+    async def _stream_logs(
+        self, request: web.Request, job: Job, tail: int
+    ) -> web.WebSocketResponse:
+        q = request.query
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
 

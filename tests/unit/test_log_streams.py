@@ -45,6 +45,23 @@ async def _settled(check: object, what: str) -> None:
     pytest.fail(what)
 
 
+async def _running_quiet_job(runtime: Runtime) -> str:
+    """A job whose task prints nothing for a minute, once it runs."""
+    job = {
+        "Name": "quiet",
+        "Type": "batch",
+        "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": {"SleepSeconds": 60}}}],
+    }
+    async with httpx.AsyncClient(base_url=runtime.api_url) as client:
+        job_id = str((await client.put(f"{API}/jobs", json={"Job": job})).json()["JobID"])
+        for _ in range(200):
+            state = (await client.get(f"{API}/jobs/{job_id}")).json()["Job"]["State"]
+            if state["StateType"] == "Running":
+                return job_id
+            await asyncio.sleep(0.05)
+    pytest.fail("the job never ran")
+
+
 async def test_a_follower_that_leaves_a_quiet_task_frees_its_subscription_and_reader(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,18 +72,7 @@ async def test_a_follower_that_leaves_a_quiet_task_frees_its_subscription_and_re
     monkeypatch.setattr(logs, "KEEPALIVE", 0.5)  # the node's probe of a quiet follower
     assert runtime.orch is not None and runtime.node is not None
     orch, node = runtime.orch, runtime.node
-    job = {
-        "Name": "quiet",
-        "Type": "batch",
-        "Tasks": [{"Name": "main", "Engine": {"Type": "noop", "Params": {"SleepSeconds": 60}}}],
-    }
-    async with httpx.AsyncClient(base_url=runtime.api_url) as client:
-        job_id = (await client.put(f"{API}/jobs", json={"Job": job})).json()["JobID"]
-        for _ in range(200):
-            state = (await client.get(f"{API}/jobs/{job_id}")).json()["Job"]["State"]
-            if state["StateType"] == "Running":
-                break
-            await asyncio.sleep(0.05)
+    job_id = await _running_quiet_job(runtime)
     subscriptions = len(orch.nc._subs)
     readers = len(node._background)
     url = runtime.api_url.replace("http", "ws", 1) + f"{API}/jobs/{job_id}/logs?follow=true"
@@ -80,3 +86,36 @@ async def test_a_follower_that_leaves_a_quiet_task_frees_its_subscription_and_re
             lambda: len(orch.nc._subs) == subscriptions, "the stream's subscription outlived it"
         )
         await _settled(lambda: len(node._background) == readers, "the node's reader outlived it")
+
+
+async def test_log_streams_past_the_limit_are_refused_until_one_ends(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stream holds a WebSocket, a subscription and a node's reader: past
+    `LOG_STREAMS` at once the API answers 503 (as for event streams) instead of taking
+    every connection a client opens."""
+    from websockets.exceptions import InvalidStatus
+
+    from edge.orchestrator import api
+
+    monkeypatch.setattr(api, "LOG_STREAMS", 4)
+    job_id = await _running_quiet_job(runtime)
+    url = runtime.api_url.replace("http", "ws", 1) + f"{API}/jobs/{job_id}/logs?follow=true"
+    streams = [await connect(url) for _ in range(4)]
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url)
+        assert refused.value.response.status_code == 503
+        assert b"4 log streams are open already" in refused.value.response.body
+        await streams.pop().close()
+        for _ in range(100):  # the server has seen the close
+            try:
+                streams.append(await connect(url))
+                break
+            except InvalidStatus:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("no stream after one ended")
+    finally:
+        for stream in streams:
+            await stream.close()
