@@ -96,6 +96,7 @@ def _gpu_keys(execution: Execution) -> frozenset[str]:
 
 TRIM_ABOVE = 64  # executions a long-running job holds before its working set is trimmed
 SETTLE_INLINE = 64  # jobs planned inside one update message's handler (_plan_inline)
+OFFER_EXECUTION_BYTES = 8 * 1024  # an offered execution's own fields, at most (its job aside)
 LOG_IDLE = 90.0  # seconds a node may pause a stored log's frames (it waits 60 s per ack)
 PRUNE_INTERVAL = 3600.0  # seconds between prunes of finished jobs past their retention
 
@@ -381,6 +382,7 @@ class Orchestrator:
         job = jobspec.load_job(data, self.limits)
         for check in self.submission_checks:
             check(job)
+        self._check_offerable(job)
         if job.Name:
             existing = await self.store.find_by_name(job.Namespace, job.Name)
             if existing is not None and job.ID in ("", existing.ID):
@@ -428,6 +430,22 @@ class Orchestrator:
         if offers:
             self._spawn(self._send_offers(offers))
         return job, evaluation.ID, self._warnings(job)
+
+    def _offer_room(self) -> int:
+        """Bytes of job spec one offer message can carry (the NATS server's max_payload,
+        less an execution's own fields)."""
+        return int(self.nc.max_payload) - OFFER_EXECUTION_BYTES
+
+    def _check_offerable(self, job: Job) -> None:
+        """A spec too large to reach a node is refused at submission: accepted, its offers
+        failed at NATS and were placed again every few seconds, for ever."""
+        size = len(encode(job))
+        if size > self._offer_room():
+            raise BadRequest(
+                f"the job spec is {size:,} bytes encoded: nodes are sent at most "
+                f"{self._offer_room():,} (the NATS server's max_payload less an execution's "
+                "fields); keep large data in inputs, not in the spec"
+            )
 
     async def _update(self, current: Job, spec: Job, force: bool) -> tuple[Job, str, list[str]]:
         fields = ("Type", "Count", "Priority", "Constraints", "Labels", "Meta", "Tasks")
@@ -839,12 +857,56 @@ class Orchestrator:
         self, node_id: str, executions: list[Execution], jobs: dict[str, bytes]
     ) -> None:
         try:
-            await self._send_offer(node_id, [e for e in executions if not e.terminal], jobs)
+            parts, too_large = self._offer_parts([e for e in executions if not e.terminal], jobs)
+            if too_large:
+                await self._refuse_too_large(too_large, jobs)
+            for part in parts:
+                await self._send_offer(node_id, part, jobs)
         finally:
             # Whatever got no answer (a timeout, a lost reply, an error on the way) is
             # asked about later, rather than guessed at: nothing runs twice, nothing waits
             # forever.
             self._offer_unanswered(executions, OFFER_SETTLE)
+
+    def _offer_parts(
+        self, executions: list[Execution], jobs: dict[str, bytes]
+    ) -> tuple[list[list[Execution]], list[Execution]]:
+        """A node's offers cut into messages NATS takes (each execution carries its job:
+        a large spec of Count 10 on one node is ten times its size), and the executions
+        whose job alone is too large to send (a spec accepted before a smaller limit)."""
+        limit = int(self.nc.max_payload)
+        parts: list[list[Execution]] = []
+        part: list[Execution] = []
+        size = 0
+        too_large: list[Execution] = []
+        for execution in executions:
+            need = len(jobs.get(execution.JobID, b"null")) + OFFER_EXECUTION_BYTES
+            if need > limit:
+                too_large.append(execution)
+                continue
+            if part and size + need > limit:
+                parts.append(part)
+                part, size = [], 0
+            part.append(execution)
+            size += need
+        if part:
+            parts.append(part)
+        return parts, too_large
+
+    async def _refuse_too_large(self, executions: list[Execution], jobs: dict[str, bytes]) -> None:
+        batch = Batch()
+        for execution in executions:
+            self._in_flight.pop(execution.ID, None)
+            self._set_execution_state(
+                execution,
+                ComputeStateType.FAILED,
+                f"the job spec is {len(jobs.get(execution.JobID, b'')):,} bytes encoded: "
+                f"more than an offer may carry ({self._offer_room():,}, from the NATS "
+                "server's max_payload)",
+                batch,
+            )
+            self._enqueue(execution.JobID)
+        await self.store.save(batch)
 
     async def _send_offer(
         self, node_id: str, executions: list[Execution], jobs: dict[str, bytes]

@@ -12,29 +12,16 @@ import pytest
 from websockets.asyncio.client import connect
 
 from edge.compute import logs
-from edge.config import load_config
 from edge.runtime import Runtime
-from tests.integration.cluster import free_port
+from tests.inprocess import single_node
 
 API = "/api/v1/orchestrator"
 
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    overrides = {
-        "node.data_dir": str(tmp_path),
-        "api.port": free_port(),
-        "nats.port": free_port(),
-        "compute.engines": ["noop"],
-        "compute.heartbeat_interval": 0.5,
-        "publishers.local.port": 0,
-    }
-    runtime = Runtime(load_config(None, overrides, environ={}), orchestrator=True, compute=True)
-    await runtime.start()
-    try:
+    async with single_node(tmp_path) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
 
 
 async def _settled(check: object, what: str) -> None:

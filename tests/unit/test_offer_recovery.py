@@ -43,6 +43,8 @@ NODE = "n-11111111-1111-1111-1111-111111111111"
 class FakeNats:
     """What the orchestrator asks of a NATS client; offers fail the way `fail` says."""
 
+    max_payload = 1 << 20  # nats-server's default
+
     def __init__(self) -> None:
         self.fail: BaseException = NatsTimeout()
         self.offers: list[str] = []
