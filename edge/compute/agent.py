@@ -72,10 +72,10 @@ from edge.transport.messages import (
     PresignRequest,
     ResultChunkRequest,
     UpdateAck,
-    UpdateBatch,
     decode,
     decode_offer,
     encode,
+    updates_message,
 )
 
 from . import inventory
@@ -956,12 +956,9 @@ class ComputeNode:
 
     async def _drain_outbox_once(self) -> None:
         while self._unsent and self.nc is not None and self.nc.is_connected:
-            batch = [self._unsent[s] for s in sorted(self._unsent)[:500]]
-            msg = await self.nc.request(
-                subjects.updates(self.node_id),
-                encode(UpdateBatch(NodeID=self.node_id, Updates=batch)),
-                timeout=10,
-            )
+            pending = [self._unsent[s] for s in sorted(self._unsent)[:500]]
+            data, _ = updates_message(self.node_id, pending, self.nc.max_payload - 1024)
+            msg = await self.nc.request(subjects.updates(self.node_id), data, timeout=10)
             ack = decode(UpdateAck, msg.data)
             for sequence in ack.Sequences:
                 self._unsent.pop(sequence, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import Field
@@ -146,6 +147,58 @@ class ExecutionUpdate(WireModel):
 class UpdateBatch(WireModel):
     NodeID: str
     Updates: list[ExecutionUpdate] = Field(default_factory=list)
+
+
+def updates_message(node_id: str, updates: list[ExecutionUpdate], limit: int) -> tuple[bytes, int]:
+    """The UpdateBatch to send now, at most `limit` bytes: the first of `updates` (in
+    order) that fit, and how many. One that alone is too large has its output cut to fit
+    (flagged truncated; the node's log keeps every line). Without this a node whose
+    batch outgrew the server's max_payload (two tasks that each printed a megabyte) was
+    refused it at every try, and every later update of the node waited behind it."""
+    data = encode(UpdateBatch(NodeID=node_id, Updates=updates))
+    if len(data) <= limit:
+        return data, len(updates)
+    head = b'{"NodeID":' + json.dumps(node_id).encode() + b',"Updates":['
+    room = limit - len(head) - 2
+    parts: list[bytes] = []
+    size = 0
+    for update in updates:
+        part = encode(update)
+        if len(part) > room:
+            part = encode(_output_cut(update, room))
+        if parts and size + len(part) + 1 > room:
+            break
+        parts.append(part)
+        size += len(part) + 1
+    return head + b",".join(parts) + b"]}", len(parts)
+
+
+def _output_cut(update: ExecutionUpdate, limit: int) -> ExecutionUpdate:
+    """`update` with the longer of its stdout and stderr halved until it encodes in
+    `limit` bytes (the start of each kept, as the capture keeps it), its message at most
+    4 KiB."""
+    if len(update.Message) > 4096:
+        update = update.model_copy(update={"Message": update.Message[:4096]})
+    output = update.RunOutput
+    if output is None:
+        return update
+    stdout, stderr = output.Stdout, output.Stderr
+    while True:
+        cut = output.model_copy(
+            update={
+                "Stdout": stdout,
+                "Stderr": stderr,
+                "StdoutTruncated": output.StdoutTruncated or len(stdout) < len(output.Stdout),
+                "StderrTruncated": output.StderrTruncated or len(stderr) < len(output.Stderr),
+            }
+        )
+        candidate = update.model_copy(update={"RunOutput": cut})
+        if (not stdout and not stderr) or len(encode(candidate)) <= limit:
+            return candidate
+        if len(stdout) >= len(stderr):
+            stdout = stdout[: len(stdout) // 2]
+        else:
+            stderr = stderr[: len(stderr) // 2]
 
 
 class UpdateAck(WireModel):

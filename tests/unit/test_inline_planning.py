@@ -131,6 +131,7 @@ class CapturingNats:
     """The NATS side of a node's outbox: records each update batch and acknowledges it."""
 
     is_connected = True
+    max_payload = 1 << 20  # nats-server's default
 
     def __init__(self) -> None:
         self.batches: list[list[ComputeStateType]] = []
