@@ -247,7 +247,8 @@ class Api:
         )
         live = self.orch.jobs
         items = [(live.get(j.ID) or j).wire() for j in jobs]
-        return _json({"Items": items, "NextToken": encode_token(offset + limit) if more else ""})
+        token = encode_token(offset + len(jobs)) if more else ""  # a page may end early
+        return _json({"Items": items, "NextToken": token})
 
     async def _job(self, request: web.Request) -> Any:
         return await self.orch.resolve(request.match_info["id"], request.query.get("namespace"))
@@ -256,10 +257,10 @@ class Api:
         job = await self._job(request)
         version = _job_version(request.query.get("job_version", ""))
         if version and version != job.Version:  # as Bacalhau: that version of the spec
-            found = [v for v in await self.orch.store.job_versions(job.ID) if v.Version == version]
-            if not found:
+            found = await self.orch.store.job_version(job.ID, version)
+            if found is None:
                 raise NotFound(f"job {job.ID} has no version {version} (latest: {job.Version})")
-            job = found[0]
+            job = found
         out: dict[str, Any] = {"Job": job.wire()}
         include = {p.strip().lower() for p in request.query.get("include", "").split(",")}
         # Bacalhau nests these as list responses: {"Items": [...], "NextToken": ""}.
@@ -317,7 +318,12 @@ class Api:
 
     async def job_versions(self, request: web.Request) -> web.Response:
         job = await self._job(request)
-        return self._page(request, [v.wire() for v in await self.orch.store.job_versions(job.ID)])
+        offset = decode_token(request.query.get("next_token"))
+        versions, more = await self.orch.store.job_versions(
+            job.ID, parse_limit(request.query.get("limit")), offset
+        )
+        token = encode_token(offset + len(versions)) if more else ""
+        return _json({"Items": [v.wire() for v in versions], "NextToken": token})
 
     async def job_results(self, request: web.Request) -> web.Response:
         job = await self._job(request)

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
+LIST_PAGE_BYTES = 16 << 20  # of job specs in one listing page, beyond its first job
 LONG_RUNNING_TYPES = (JobType.DAEMON.value, JobType.SERVICE.value)
 REJECTED_STATES = (ComputeStateType.BID_REJECTED, ComputeStateType.ASK_FOR_BID_REJECTED)
 _JOB_ROWS = (  # what a job is made of in the store, the job's own row last
@@ -305,7 +306,9 @@ class Store:
         states: Iterable[str] = (),
     ) -> tuple[list[Job], bool]:
         """A page of jobs (newest first by default) and whether more follow; `labels` is a
-        label selector (edge/selectors.py), already checked by the caller."""
+        label selector (edge/selectors.py), already checked by the caller. A page ends early
+        past `LIST_PAGE_BYTES` of specs (its next token then starts after the last one):
+        100 specs of 8 MiB were one 800 MiB answer built in memory."""
         column = _ORDER_COLUMNS.get(order_by.lower())
         if column is None:
             raise BadRequest(
@@ -331,19 +334,41 @@ class Store:
             f"SELECT data FROM jobs WHERE {' AND '.join(where)} "
             f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?"
         )
-        rows = await self._call(
-            lambda: self.db.execute(sql, [*params, limit + 1, offset]).fetchall()
-        )
-        jobs = [Job.model_validate_json(r[0]) for r in rows[:limit]]
-        return jobs, len(rows) > limit
+        return await self._job_page(sql, params, limit, offset)
 
-    async def job_versions(self, job_id: str) -> list[Job]:
-        rows = await self._call(
+    async def _job_page(
+        self, sql: str, params: list[Any], limit: int, offset: int
+    ) -> tuple[list[Job], bool]:
+        """The specs `sql` selects (it ends in LIMIT ? OFFSET ?), at most `limit` of them
+        and, past the first, at most `LIST_PAGE_BYTES`; and whether more follow."""
+
+        def page() -> tuple[list[str], bool]:
+            kept: list[str] = []
+            size = 0
+            for (data,) in self.db.execute(sql, [*params, limit + 1, offset]):
+                if len(kept) == limit or (kept and size + len(data) > LIST_PAGE_BYTES):
+                    return kept, True
+                kept.append(data)
+                size += len(data)
+            return kept, False
+
+        rows, more = await self._call(page)
+        return [Job.model_validate_json(data) for data in rows], more
+
+    async def job_versions(
+        self, job_id: str, limit: int = 100, offset: int = 0
+    ) -> tuple[list[Job], bool]:
+        """A page of a job's versions, oldest first, bounded as `list_jobs` pages are."""
+        sql = "SELECT data FROM job_versions WHERE job_id=? ORDER BY version LIMIT ? OFFSET ?"
+        return await self._job_page(sql, [job_id], limit, offset)
+
+    async def job_version(self, job_id: str, version: int) -> Job | None:
+        row = await self._call(
             lambda: self.db.execute(
-                "SELECT data FROM job_versions WHERE job_id=? ORDER BY version", (job_id,)
-            ).fetchall()
+                "SELECT data FROM job_versions WHERE job_id=? AND version=?", (job_id, version)
+            ).fetchone()
         )
-        return [Job.model_validate_json(r[0]) for r in rows]
+        return None if row is None else Job.model_validate_json(row[0])
 
     async def executions(self, job_id: str) -> list[Execution]:
         rows = await self._call(

@@ -1,6 +1,6 @@
-"""Job specs against the size of a NATS message, through the real API and nats-server:
-too large to offer is refused up front; a large spec placed many times on one node is
-offered in as many messages as it takes."""
+"""Large job specs, through the real API and nats-server: too large to offer is refused up
+front; a large spec placed many times on one node is offered in as many messages as it
+takes; listings of large specs come in pages bounded in bytes."""
 
 from __future__ import annotations
 
@@ -78,3 +78,50 @@ async def test_an_execution_whose_job_no_longer_fits_fails_instead_of_looping(
         assert executions and all(
             "more than an offer may carry" in e["ComputeState"]["Message"] for e in executions
         )
+
+
+async def test_a_listing_of_large_specs_pages_by_bytes_and_its_tokens_miss_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.orchestrator import store
+
+    monkeypatch.setattr(store, "LIST_PAGE_BYTES", 250_000)  # two specs of ~100 kB a page
+    async with (
+        single_node(tmp_path) as runtime,
+        httpx.AsyncClient(base_url=runtime.api_url, timeout=60) as client,
+    ):
+        for i in range(5):
+            answer = await client.put(f"{API}/jobs", json={"Job": _job(f"big-{i}", 100_000)})
+            assert answer.status_code == 200, answer.text
+        seen: list[str] = []
+        pages: list[int] = []
+        token = ""
+        while True:
+            page = (
+                await client.get(f"{API}/jobs", params={"limit": 100, "next_token": token})
+            ).json()
+            seen += [job["Name"] for job in page["Items"]]
+            pages.append(len(page["Items"]))
+            token = page["NextToken"]
+            if not token:
+                break
+        assert pages == [2, 2, 1]
+        assert sorted(seen) == [f"big-{i}" for i in range(5)]
+        # A job's versions, the same way.
+        for i in range(2):
+            spec = _job("big-0", 100_000)
+            spec["Meta"] = {"round": str(i)}
+            assert (await client.put(f"{API}/jobs", json={"Job": spec})).status_code == 200
+        versions: list[int] = []
+        pages, token = [], ""
+        while True:
+            page = (
+                await client.get(f"{API}/jobs/big-0/versions", params={"next_token": token})
+            ).json()
+            versions += [job["Version"] for job in page["Items"]]
+            pages.append(len(page["Items"]))
+            if not (token := page["NextToken"]):
+                break
+        assert versions == [1, 2, 3] and pages == [2, 1]
+        second = (await client.get(f"{API}/jobs/big-0", params={"job_version": 2})).json()
+        assert second["Job"]["Version"] == 2 and second["Job"]["Meta"]["round"] == "0"
