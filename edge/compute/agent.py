@@ -311,7 +311,13 @@ class ComputeNode:
             cancel_and_wait(self._tasks),
             cancel_and_wait(list(self.running.values()), patience=self.cfg.stop_grace + 5),
         )
-        await self._drain_outbox_once()
+        try:
+            await self._drain_outbox_once()
+        except Exception as exc:  # kept in the ledger: sent at the next start
+            log.info("updates left for the next start", extra={"error": describe(exc)})
+        # Then what was spawned: log readers, handshake retries, ledger acknowledgements
+        # (one cut short is sent again at the next start and ignored).
+        await cancel_and_wait(list(self._background))
         if self.nc is not None and self._own_nc:
             with contextlib.suppress(Exception):
                 await self.nc.close()
