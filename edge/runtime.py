@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,23 +234,29 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        """Every part is stopped, in order, whatever an earlier one raised (logged): a
+        failing step must not leave the nats-server or the S3 store running."""
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         if self.node is not None:
-            await self.node.stop()
+            steps.append(("compute node", self.node.stop))
         if self._site_runner is not None:
-            await self._site_runner.cleanup()
+            steps.append(("API", self._site_runner.cleanup))
         if self.relay is not None:
-            await self.relay.stop()
+            steps.append(("result relay", self.relay.stop))
         if self.orch is not None:
-            await self.orch.stop()
-        for close in reversed(self._closers):
-            with contextlib.suppress(Exception):
-                await close()
+            steps.append(("orchestrator", self.orch.stop))
+        steps += [("closing", close) for close in reversed(self._closers)]
         if self.store is not None:
-            await self.store.close()
+            steps.append(("job store", self.store.close))
         if self.nats is not None:
-            await self.nats.stop()
+            steps.append(("nats-server", self.nats.stop))
         if self.object_store is not None:  # last: the roles above may still be using it
-            await self.object_store.stop()
+            steps.append(("S3 store", self.object_store.stop))
+        for name, step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                log.error("stop failed", extra={"part": name, "error": repr(exc)})
 
 
 async def serve_forever(runtime: Runtime, on_ready: Callable[[Runtime], None]) -> None:

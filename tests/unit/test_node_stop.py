@@ -1,10 +1,13 @@
-"""A compute node's stop, against a real nats-server, when what it sends on the way out
-finds nobody: it still stops, closing its ledger, and keeps the updates for next time."""
+"""Stopping when something fails on the way out, against a real nats-server: a node whose
+last updates find nobody still stops (closing its ledger, keeping them for next time); a
+part of a runtime that fails to stop leaves the others to stop."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
+import pytest
 
 from edge.compute.agent import ComputeNode
 from edge.config import load_config
@@ -39,3 +42,21 @@ async def test_a_node_stops_with_its_orchestrator_gone_and_keeps_its_updates(
         await again.ledger.close()
     finally:
         await server.stop()
+
+
+async def test_a_part_that_fails_to_stop_does_not_keep_the_rest_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.inprocess import single_node
+
+    async with single_node(tmp_path) as runtime:
+        assert runtime.node is not None and runtime.nats is not None
+        stop_node = runtime.node.stop
+
+        async def broken() -> None:
+            await stop_node()
+            raise RuntimeError("a disk error on the way out")
+
+        runtime.node.stop = broken  # type: ignore[method-assign]
+    assert runtime.nats._proc is not None and runtime.nats._proc.returncode is not None
+    assert any(getattr(r, "part", "") == "compute node" for r in caplog.records)
