@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """What a user sent, quoted in a message: at most `limit` characters of it (a 100 kB
+    node ID is not echoed back whole)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 class OrchestratorError(Exception):
     status = 500
     code = "InternalError"

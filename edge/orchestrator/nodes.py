@@ -17,7 +17,7 @@ from edge.models import (
     SchedulingState,
 )
 
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, quoted
 from .history import parse_rfc3339, rfc3339
 from .index import NodeIndex
 
@@ -241,7 +241,7 @@ class NodeManager:
             if len(matches) == 1:
                 return matches[0]
             if not matches:
-                raise NotFound(f"node {node_id!r} not found: check `bacedge node list`")
+                raise NotFound(f"node {quoted(node_id)} not found: check `bacedge node list`")
             raise BadRequest(f"node reference {node_id!r} is ambiguous: use more of the ID")
         return node
 

@@ -66,7 +66,7 @@ from edge.transport.messages import (
 )
 
 from . import planners
-from .errors import BadRequest, NotFound, Unavailable
+from .errors import BadRequest, NotFound, Unavailable, quoted
 from .events import EventBus
 from .history import execution_event, job_event
 from .nodes import FlapPolicy, LiveNode, NodeManager, gpu_key
@@ -1322,7 +1322,7 @@ class Orchestrator:
         if execution_id:
             chosen = next((e for e in executions if e.ID.startswith(execution_id)), None)
             if chosen is None:
-                raise NotFound(f"execution {execution_id!r} not found in job {job.ID}")
+                raise NotFound(f"execution {quoted(execution_id)} not found in job {job.ID}")
         else:
             useful = [e for e in executions if e.state not in _REJECTED]
             if not useful:

@@ -32,7 +32,7 @@ from edge.models import (
 )
 from edge.sqlite import SqliteThread
 
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, quoted
 from .history import HistoryRow
 
 T = TypeVar("T")
@@ -270,8 +270,7 @@ class Store:
         if len(rows) == 1:
             return Job.model_validate_json(rows[0][1])
         if not rows:
-            shown = ref if len(ref) <= 80 else ref[:80] + "..."
-            raise NotFound(f"job {shown!r} not found: check the ID with `bacedge job list`")
+            raise NotFound(f"job {quoted(ref)} not found: check the ID with `bacedge job list`")
         ids = ", ".join(r[0] for r in rows[:5])
         raise BadRequest(f"job reference {ref!r} is ambiguous ({ids}...): use more of the ID")
 

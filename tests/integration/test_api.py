@@ -94,6 +94,9 @@ def test_jobs_list_pagination_order_and_labels(single: Cluster) -> None:
     assert bad.status_code == 400
     huge = httpx.get(f"{single.api}{API}/jobs", params={"next_token": "A" * 5000})
     assert huge.status_code == 400 and len(huge.text) < 400  # the token is not echoed whole
+    unknown = {"NodeID": "n" * 100_000, "Action": "approve"}  # nor a node ID
+    sent = httpx.post(f"{single.api}{API}/nodes", json=unknown)
+    assert sent.status_code == 404 and len(sent.text) < 400
     maybe = httpx.get(f"{single.api}{API}/jobs", params={"reverse": "maybe"})
     assert maybe.status_code == 400 and "invalid reverse 'maybe'" in maybe.json()["Message"]
     for spelling in ("True", "t", "1", "FALSE", "0"):  # Go's ParseBool, as Bacalhau reads it
