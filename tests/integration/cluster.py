@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,8 +28,36 @@ def noop_job(seconds: float = 0.0, count: int = 1) -> dict[str, Any]:
     }
 
 
+_GIVEN: set[int] = set()
+_LOWEST = 10_000
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (32768 unless set)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nothing is bound to, below the kernel's ephemeral range and never handed out
+    twice in a run: a port from `bind(0)` is an ephemeral one, which another test's
+    outgoing connection could take before the server meant for it binds it."""
+    high = _ephemeral_low() - 1
+    rng = random.Random()
+    for _ in range(500 if high > _LOWEST else 0):
+        port = rng.randint(_LOWEST, high)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # taken on any address is taken
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as sock:  # an unusual range: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
