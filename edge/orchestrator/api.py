@@ -371,26 +371,26 @@ class Api:
     async def job_logs(self, request: web.Request) -> web.WebSocketResponse:
         job = await self._job(request)
         q = request.query
-        tail = _tail(q.get("tail", ""))
+        tail, follow = _tail(q.get("tail", "")), _bool(q, "follow")  # a 400 before the upgrade
         if self._log_streams >= LOG_STREAMS:
             raise Unavailable(
                 f"{LOG_STREAMS} log streams are open already: try again when one has ended"
             )
         self._log_streams += 1
         try:
-            return await self._stream_logs(request, job, tail)
+            return await self._stream_logs(request, job, tail, follow)
         finally:
             self._log_streams -= 1
 
     async def _stream_logs(
-        self, request: web.Request, job: Job, tail: int
+        self, request: web.Request, job: Job, tail: int, follow: bool
     ) -> web.WebSocketResponse:
-        q = request.query
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
 
         async def send() -> None:
-            lines = self.orch.stream_logs(job, q.get("execution_id", ""), _bool(q, "follow"), tail)
+            execution_id = request.query.get("execution_id", "")
+            lines = self.orch.stream_logs(job, execution_id, follow, tail)
             try:
                 async for kind, line in lines:
                     await ws.send_str(json.dumps({"value": {"Type": kind, "Line": line}}))

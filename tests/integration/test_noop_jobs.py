@@ -51,7 +51,7 @@ def test_a_long_log_comes_whole_in_frames_and_its_last_lines_alone(cluster: Clus
     """1,500 lines of 600 bytes: several frames (each acknowledged by the orchestrator as
     the API client takes it), whole and in order; `--lines 3`, the last three read from
     the end of the node's file; `--tail` (Bacalhau's: from the end on) of a finished job,
-    nothing; a negative or junk tail, a 400."""
+    nothing; a negative or junk tail, or a junk follow, a 400 (before the WebSocket)."""
     cluster.orchestrator()
     cluster.compute("edge-a", "--engines", "noop")
     cluster.wait_nodes(1)
@@ -64,9 +64,9 @@ def test_a_long_log_comes_whole_in_frames_and_its_last_lines_alone(cluster: Clus
     assert cluster.cli("job", "logs", "--tail", job_id, check=True).stdout == ""
     both = cluster.cli("job", "logs", "--tail", "-n", "3", job_id)
     assert both.returncode == 2 and "use one" in both.stderr
-    for junk in ("-5", "lots", "1" * 40):
-        answer = httpx.get(f"{cluster.api}{API}/jobs/{job_id}/logs", params={"tail": junk})
-        assert answer.status_code == 400 and "invalid tail" in answer.json()["Message"], junk
+    for name, junk in (("tail", "-5"), ("tail", "lots"), ("tail", "1" * 40), ("follow", "maybe")):
+        answer = httpx.get(f"{cluster.api}{API}/jobs/{job_id}/logs", params={name: junk})
+        assert answer.status_code == 400 and f"invalid {name}" in answer.json()["Message"], junk
 
 
 def test_failed_execution_is_retried_on_another_node(cluster: Cluster) -> None:
